@@ -1,0 +1,223 @@
+//! A bin: the slabs of one size class in one arena.
+//!
+//! Placement (seed §1): allocate from the current slab; when it is full, switch to the
+//! *fullest* non-full slab, so free regions gather in few slabs and sparse ones drain. Non-full
+//! slabs sit in 64 buckets by fill level (bucket = (nfree-1)·64 / nregs; exact for slabs of ≤
+//! 64 regions, within nregs/64 regions otherwise) with a bitmap of non-empty buckets, so the
+//! fullest is found in O(1). Full slabs are in no list. A slab that becomes empty returns to
+//! the arena's page pool at once, where any class or a large block can reuse its pages (the
+//! current slab is kept even when empty, so a malloc/free pair never churns the page pool).
+//!
+//! Sync: everything in `BinInner` is under `Bin::lock` (rank 1); slab creation and release
+//! take the arena's Pac lock inside it (rank 2).
+
+use crate::extent::{Extent, List, NO_BUCKET};
+use crate::pac::Pac;
+use crate::report::{self, Misuse};
+use crate::size_class::{NREGS, SLAB_PAGES};
+use crate::slab::{self, RegionCheck};
+use crate::sync::Mutex;
+use crate::util::{LG_PAGE, PAGE};
+
+const NBUCKETS: usize = 64;
+
+pub struct BinInner {
+    /// Size class.
+    bin: u8,
+    /// The slab allocations come from (null before the first one).
+    slabcur: *mut Extent,
+    buckets: [List; NBUCKETS],
+    nonempty: u64,
+    /// Stats: slabs owned, live regions, operation counts.
+    pub nslabs: usize,
+    pub curregs: usize,
+    pub nmalloc: u64,
+    pub ndalloc: u64,
+}
+
+// SAFETY: the raw pointers refer to descriptors owned by this bin; all access is under the lock.
+unsafe impl Send for BinInner {}
+
+pub struct Bin {
+    pub lock: Mutex<BinInner>,
+}
+
+#[inline]
+fn bucket_of(nfree: usize, nregs: usize) -> usize {
+    ((nfree - 1) * NBUCKETS) / nregs
+}
+
+impl Bin {
+    pub const fn new(bin: u8) -> Self {
+        Bin {
+            lock: Mutex::new(BinInner {
+                bin,
+                slabcur: core::ptr::null_mut(),
+                buckets: [List::new(); NBUCKETS],
+                nonempty: 0,
+                nslabs: 0,
+                curregs: 0,
+                nmalloc: 0,
+                ndalloc: 0,
+            }),
+        }
+    }
+}
+
+impl BinInner {
+    unsafe fn bucket_insert(&mut self, e: *mut Extent) {
+        let b = bucket_of((*e).nfree as usize, NREGS[self.bin as usize] as usize);
+        (*e).bucket = b as u8;
+        self.buckets[b].push(e);
+        self.nonempty |= 1 << b;
+    }
+
+    unsafe fn bucket_remove(&mut self, e: *mut Extent) {
+        let b = (*e).bucket as usize % NBUCKETS;
+        self.buckets[b].remove(e);
+        if self.buckets[b].is_empty() {
+            self.nonempty &= !(1 << b);
+        }
+        (*e).bucket = NO_BUCKET;
+    }
+
+    /// Removes and returns the fullest non-full slab, or null.
+    unsafe fn take_fullest(&mut self) -> *mut Extent {
+        if self.nonempty == 0 {
+            return core::ptr::null_mut();
+        }
+        let b = self.nonempty.trailing_zeros() as usize;
+        let e = self.buckets[b].head;
+        self.bucket_remove(e);
+        e
+    }
+
+    /// Allocates one region; null when the OS refuses memory.
+    #[inline]
+    pub fn alloc(&mut self, pac: &Pac) -> *mut u8 {
+        let bin = self.bin as usize;
+        // SAFETY: slabs referenced by this bin are live; we hold the bin lock.
+        unsafe {
+            let mut s = self.slabcur;
+            if s.is_null() || (*s).nfree == 0 {
+                s = self.refill(pac);
+                if s.is_null() {
+                    return core::ptr::null_mut();
+                }
+            }
+            self.nmalloc += 1;
+            self.curregs += 1;
+            slab::alloc_region(s, bin)
+        }
+    }
+
+    /// Makes a slab with free regions current: the fullest non-full one, else a new one.
+    #[cold]
+    unsafe fn refill(&mut self, pac: &Pac) -> *mut Extent {
+        let mut s = self.take_fullest();
+        if s.is_null() {
+            let bin = self.bin as usize;
+            s = pac.inner.lock().alloc(SLAB_PAGES[bin] as usize, PAGE, Some(self.bin));
+            if s.is_null() {
+                return s;
+            }
+            slab::init(s, bin);
+            self.nslabs += 1;
+        }
+        self.slabcur = s;
+        s
+    }
+
+    /// Frees region `p` of slab `s`, or reports misuse by `func`.
+    ///
+    /// # Safety
+    /// `s` is the active slab of this class that the rtree returned for `p`.
+    #[inline]
+    pub unsafe fn free(&mut self, pac: &Pac, s: *mut Extent, p: usize, func: &str) {
+        let bin = self.bin as usize;
+        let i = match slab::check(s, bin, p) {
+            RegionCheck::Live(i) => i,
+            RegionCheck::Interior => report::misuse(func, Misuse::InteriorPointer, p),
+            RegionCheck::AlreadyFree => report::misuse(func, Misuse::DoubleFree, p),
+        };
+        slab::free_region(s, i);
+        self.ndalloc += 1;
+        self.curregs -= 1;
+        if s == self.slabcur {
+            return;
+        }
+        let nregs = NREGS[bin] as usize;
+        let nfree = (*s).nfree as usize;
+        if nfree == nregs {
+            if nregs > 1 {
+                self.bucket_remove(s);
+            }
+            self.release(pac, s);
+        } else if nfree == 1 {
+            self.bucket_insert(s); // was full
+        } else if bucket_of(nfree, nregs) != (*s).bucket as usize {
+            self.bucket_remove(s);
+            self.bucket_insert(s);
+        }
+    }
+
+    #[cold]
+    unsafe fn release(&mut self, pac: &Pac, s: *mut Extent) {
+        self.nslabs -= 1;
+        if !pac.inner.lock().dalloc(s) {
+            report::fatal("corrupt slab state on release");
+        }
+    }
+
+    /// Releases the current slab if it is empty (malloc_trim); returns its pages.
+    pub fn trim(&mut self, pac: &Pac) -> usize {
+        let s = self.slabcur;
+        // SAFETY: the current slab is live; we hold the bin lock.
+        unsafe {
+            if !s.is_null() && (*s).nfree as usize == NREGS[self.bin as usize] as usize {
+                self.slabcur = core::ptr::null_mut();
+                let pages = (*s).size >> LG_PAGE;
+                self.release(pac, s);
+                return pages;
+            }
+        }
+        0
+    }
+
+    /// Number of slabs in buckets (non-full, not current).
+    pub fn nonfull_slabs(&self) -> usize {
+        let mut n = 0;
+        for l in self.buckets.iter() {
+            let mut e = l.head;
+            while !e.is_null() {
+                n += 1;
+                // SAFETY: bucket members are live slabs; the lock is held.
+                e = unsafe { (*e).next };
+            }
+        }
+        n
+    }
+
+    /// Checks bucket placement and counters (tests).
+    pub fn validate(&self) {
+        let bin = self.bin as usize;
+        let nregs = NREGS[bin] as usize;
+        let mut free_in_buckets = 0;
+        for (b, l) in self.buckets.iter().enumerate() {
+            assert_eq!(self.nonempty & (1 << b) != 0, !l.is_empty());
+            let mut e = l.head;
+            while !e.is_null() {
+                // SAFETY: as in `nonfull_slabs`.
+                unsafe {
+                    slab::validate(e, bin);
+                    let nf = (*e).nfree as usize;
+                    assert!(nf > 0 && nf < nregs, "full or empty slab in a bucket");
+                    assert_eq!(bucket_of(nf, nregs), b);
+                    free_in_buckets += nf;
+                    e = (*e).next;
+                }
+            }
+        }
+        let _ = free_in_buckets;
+    }
+}

@@ -1,0 +1,208 @@
+//! Extent set: the free extents of one arena in one page state, indexed by size.
+//!
+//! Bins: an exact bin for every page count below 512 (2 MiB), then 4 bins per doubling; a
+//! bitmap of non-empty bins makes "smallest bin that can hold n pages" a few word scans
+//! (O(1) in the number of extents). Exact bins give true best fit; in a quantized bin the
+//! first 16 extents are compared and the smallest fitting one wins. Within a bin: LIFO, so
+//! the most recently freed (cache-warm) range is reused first. The address index is the
+//! rtree (first/last page of every free extent), used by `Pac` to coalesce.
+//!
+//! Sync: not thread-safe; the owning `Pac` lock protects everything here.
+
+use crate::extent::{Extent, List, State};
+use crate::util::lg_floor;
+
+const EXACT: usize = 511;
+const NSETBINS: usize = EXACT + 4 * (36 - 9) + 4;
+const WORDS: usize = NSETBINS.div_ceil(64);
+/// Extents compared when a quantized bin is searched.
+const SCAN: usize = 16;
+
+pub struct Eset {
+    bins: [List; NSETBINS],
+    nonempty: [u64; WORDS],
+    /// Pages in this set (stats: pdirty / pmuzzy / retained).
+    pub npages: usize,
+    /// Number of extents in this set.
+    pub nextents: usize,
+    pub state: State,
+}
+
+/// The bin holding extents of `pages` pages (quantized down).
+#[inline]
+fn bin_of(pages: usize) -> usize {
+    debug_assert!(pages > 0);
+    if pages <= EXACT {
+        pages - 1
+    } else {
+        let lg = lg_floor(pages) as usize; // ≥ 9
+        EXACT + (lg - 9) * 4 + ((pages >> (lg - 2)) & 3)
+    }
+}
+
+impl Eset {
+    pub const fn new(state: State) -> Self {
+        Eset { bins: [List::new(); NSETBINS], nonempty: [0; WORDS], npages: 0, nextents: 0, state }
+    }
+
+    /// Adds a free extent (already in this set's state, boundaries registered by the caller).
+    ///
+    /// # Safety
+    /// `e` is a live descriptor in no list.
+    pub unsafe fn insert(&mut self, e: *mut Extent) {
+        debug_assert!((*e).state() == self.state);
+        let b = bin_of((*e).pages());
+        self.bins[b].push(e);
+        self.nonempty[b / 64] |= 1 << (b % 64);
+        self.npages += (*e).pages();
+        self.nextents += 1;
+    }
+
+    /// Removes `e` from the set.
+    ///
+    /// # Safety
+    /// `e` is in this set.
+    pub unsafe fn remove(&mut self, e: *mut Extent) {
+        let b = bin_of((*e).pages());
+        self.bins[b].remove(e);
+        if self.bins[b].is_empty() {
+            self.nonempty[b / 64] &= !(1 << (b % 64));
+        }
+        self.npages -= (*e).pages();
+        self.nextents -= 1;
+    }
+
+    /// First non-empty bin ≥ `from`.
+    fn next_nonempty(&self, from: usize) -> Option<usize> {
+        let mut w = from / 64;
+        if w >= WORDS {
+            return None;
+        }
+        let mut bits = self.nonempty[w] & (u64::MAX << (from % 64));
+        loop {
+            if bits != 0 {
+                return Some(w * 64 + bits.trailing_zeros() as usize);
+            }
+            w += 1;
+            if w >= WORDS {
+                return None;
+            }
+            bits = self.nonempty[w];
+        }
+    }
+
+    /// Removes and returns the best-fitting extent of at least `pages` pages, or null.
+    pub fn take_fit(&mut self, pages: usize) -> *mut Extent {
+        let start = bin_of(pages);
+        let mut from = start;
+        while let Some(b) = self.next_nonempty(from) {
+            let found = if b < EXACT {
+                self.bins[b].head
+            } else {
+                // SAFETY: walking a list we own under the Pac lock.
+                unsafe { self.best_in_bin(b, pages) }
+            };
+            if !found.is_null() {
+                // SAFETY: `found` is in this set.
+                unsafe { self.remove(found) };
+                return found;
+            }
+            from = b + 1;
+        }
+        core::ptr::null_mut()
+    }
+
+    unsafe fn best_in_bin(&self, b: usize, pages: usize) -> *mut Extent {
+        let mut best: *mut Extent = core::ptr::null_mut();
+        let mut e = self.bins[b].head;
+        let mut n = 0;
+        while !e.is_null() && n < SCAN {
+            if (*e).pages() >= pages && (best.is_null() || (*e).pages() < (*best).pages()) {
+                best = e;
+            }
+            e = (*e).next;
+            n += 1;
+        }
+        best
+    }
+
+    /// Removes and returns any extent (for purging), or null.
+    pub fn pop_any(&mut self) -> *mut Extent {
+        match self.next_nonempty(0) {
+            Some(b) => {
+                let e = self.bins[b].head;
+                // SAFETY: `e` heads a non-empty bin of this set.
+                unsafe { self.remove(e) };
+                e
+            }
+            None => core::ptr::null_mut(),
+        }
+    }
+
+    /// Calls `f` on every extent (validators, stats).
+    pub fn for_each(&self, mut f: impl FnMut(&Extent)) {
+        for l in self.bins.iter() {
+            let mut e = l.head;
+            while !e.is_null() {
+                // SAFETY: list members are live descriptors; the Pac lock is held.
+                unsafe {
+                    f(&*e);
+                    e = (*e).next;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extent::ExtentPool;
+    use crate::util::PAGE;
+
+    fn mk(pool: &mut ExtentPool, addr: usize, pages: usize) -> *mut Extent {
+        let e = pool.get();
+        // SAFETY: fresh descriptor from the pool.
+        unsafe {
+            (*e).addr = addr;
+            (*e).size = pages * PAGE;
+            (*e).set_state(State::Dirty);
+        }
+        e
+    }
+
+    #[test]
+    fn bins_are_monotonic() {
+        let mut last = 0;
+        for p in 1..(1usize << 22) {
+            let b = bin_of(p);
+            assert!(b >= last && b < NSETBINS);
+            last = b;
+        }
+        assert!(bin_of(1 << 35) < NSETBINS);
+        assert!(bin_of((1 << 36) - 1) < NSETBINS);
+    }
+
+    #[test]
+    fn best_fit() {
+        let mut pool = ExtentPool::new();
+        let mut s = Eset::new(State::Dirty);
+        for (i, p) in [1usize, 3, 8, 700, 900, 5000].iter().enumerate() {
+            // SAFETY: fresh descriptors.
+            unsafe { s.insert(mk(&mut pool, (i + 1) << 30, *p)) };
+        }
+        assert_eq!(s.npages, 1 + 3 + 8 + 700 + 900 + 5000);
+        // SAFETY: returned descriptors are live.
+        unsafe {
+            assert_eq!((*s.take_fit(2)).pages(), 3);
+            assert_eq!((*s.take_fit(2)).pages(), 8);
+            assert_eq!((*s.take_fit(650)).pages(), 700);
+            assert_eq!((*s.take_fit(800)).pages(), 900);
+            assert!(s.take_fit(6000).is_null());
+            assert_eq!((*s.take_fit(1)).pages(), 1);
+            assert_eq!((*s.take_fit(1)).pages(), 5000);
+        }
+        assert!(s.take_fit(1).is_null());
+        assert_eq!(s.npages, 0);
+    }
+}

@@ -1,0 +1,201 @@
+//! Extent descriptors: one per contiguous page range, free or in use, plus their recycling pool
+//! and the intrusive list every extent set and slab bucket is built from.
+//!
+//! Invariants (checked by `Pac::validate` in tests):
+//! - `addr` and `size` are page multiples, `size ≥ PAGE`;
+//! - a free extent (state ≠ Active) has its first and last page registered in the rtree and its
+//!   interior pages unregistered; no two free extents of one arena and one state are adjacent
+//!   (they are coalesced on insertion);
+//! - an active large extent has its first and last page registered; an active slab has every
+//!   page registered (interior pointers must resolve for free);
+//! - `is_slab ⇒ state == Active`, and `0 < nfree ≤ nregs ⇔` the slab may sit in a bin bucket.
+
+use crate::base::BASE;
+use crate::bitmap::Bitmap;
+use crate::util::LG_PAGE;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+/// Page state of an extent. Free states, from cheapest to reuse to cheapest to keep:
+/// dirty (recently freed, resident), muzzy (MADV_FREE'd; unused until decay arrives),
+/// retained (fresh from the OS or MADV_DONTNEED'd: no RSS, reads back zeros).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum State {
+    Active = 0,
+    Dirty = 1,
+    Muzzy = 2,
+    Retained = 3,
+}
+
+impl State {
+    fn from_u8(v: u8) -> State {
+        match v {
+            0 => State::Active,
+            1 => State::Dirty,
+            2 => State::Muzzy,
+            _ => State::Retained,
+        }
+    }
+}
+
+/// Marks a slab that sits in no bucket (current slab, or full).
+pub const NO_BUCKET: u8 = u8::MAX;
+
+/// One page range. 128 bytes, cache-line aligned.
+#[repr(C, align(64))]
+pub struct Extent {
+    /// First byte. Sync: written under the arena's Pac lock; immutable while active.
+    pub addr: usize,
+    /// Length in bytes. Sync: Pac lock (an active large extent's owner resizes it under it).
+    pub size: usize,
+    /// List links (eset bin list while free, bin bucket list while a slab).
+    /// Sync: the lock of the list's owner (Pac lock or Bin lock).
+    pub prev: *mut Extent,
+    pub next: *mut Extent,
+    /// `State` as u8. Sync: atomic so that lock-free misuse classification in free may read it;
+    /// written under the Pac lock.
+    state: AtomicU8,
+    /// Owning arena. Sync: set under the Pac lock before publication, then immutable.
+    pub arena: u8,
+    /// Slab or large. Sync: as `arena`, for the extent's active life.
+    pub is_slab: bool,
+    /// Size class of a slab. Sync: as `is_slab`.
+    pub bin: u8,
+    /// All pages read as zero (fresh or purged). Sync: Pac lock.
+    pub zeroed: bool,
+    /// Bucket index in the bin, or NO_BUCKET. Sync: Bin lock.
+    pub bucket: u8,
+    /// Free regions of a slab. Sync: Bin lock.
+    pub nfree: u16,
+    /// Free-region bitmap of a slab (1 = free). Sync: Bin lock.
+    pub bitmap: Bitmap,
+}
+
+const _: () = assert!(core::mem::size_of::<Extent>() == 128);
+
+impl Extent {
+    #[inline(always)]
+    pub fn state(&self) -> State {
+        State::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    #[inline(always)]
+    pub fn set_state(&self, s: State) {
+        self.state.store(s as u8, Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    pub fn pages(&self) -> usize {
+        self.size >> LG_PAGE
+    }
+
+    #[inline(always)]
+    pub fn end(&self) -> usize {
+        self.addr + self.size
+    }
+
+    /// Address of the last page.
+    #[inline(always)]
+    pub fn last_page(&self) -> usize {
+        self.addr + self.size - (1 << LG_PAGE)
+    }
+}
+
+/// Intrusive doubly linked list of extents (head only; LIFO).
+#[derive(Clone, Copy)]
+pub struct List {
+    pub head: *mut Extent,
+}
+
+impl List {
+    pub const fn new() -> Self {
+        List { head: core::ptr::null_mut() }
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+
+    /// # Safety
+    /// `e` is a live descriptor in no list; the caller holds the list owner's lock.
+    #[inline]
+    pub unsafe fn push(&mut self, e: *mut Extent) {
+        (*e).prev = core::ptr::null_mut();
+        (*e).next = self.head;
+        if !self.head.is_null() {
+            (*self.head).prev = e;
+        }
+        self.head = e;
+    }
+
+    /// # Safety
+    /// `e` is in this list; the caller holds the list owner's lock.
+    #[inline]
+    pub unsafe fn remove(&mut self, e: *mut Extent) {
+        let (p, n) = ((*e).prev, (*e).next);
+        if p.is_null() {
+            self.head = n;
+        } else {
+            (*p).next = n;
+        }
+        if !n.is_null() {
+            (*n).prev = p;
+        }
+        (*e).prev = core::ptr::null_mut();
+        (*e).next = core::ptr::null_mut();
+    }
+
+    /// # Safety
+    /// As `remove`.
+    #[inline]
+    pub unsafe fn pop(&mut self) -> *mut Extent {
+        let e = self.head;
+        if !e.is_null() {
+            self.remove(e);
+        }
+        e
+    }
+}
+
+/// Recycled descriptors of one arena. Sync: the arena's Pac lock.
+pub struct ExtentPool {
+    free: *mut Extent,
+}
+
+impl ExtentPool {
+    pub const fn new() -> Self {
+        ExtentPool { free: core::ptr::null_mut() }
+    }
+
+    /// A zero-initialized descriptor (state Active), or null when out of metadata memory.
+    pub fn get(&mut self) -> *mut Extent {
+        if self.free.is_null() {
+            const BATCH: usize = 64;
+            let p = BASE.alloc(BATCH * core::mem::size_of::<Extent>(), 64) as *mut Extent;
+            if p.is_null() {
+                return p;
+            }
+            for i in 0..BATCH {
+                // SAFETY: `p` points to BATCH zeroed, exclusively owned descriptors.
+                unsafe { self.put(p.add(i)) };
+            }
+        }
+        let e = self.free;
+        // SAFETY: `e` is a pooled descriptor, owned by the pool (Pac lock held by caller).
+        unsafe {
+            self.free = (*e).next;
+            core::ptr::write_bytes(e, 0, 1);
+        }
+        e
+    }
+
+    /// Returns a descriptor to the pool.
+    ///
+    /// # Safety
+    /// `e` is no longer referenced by any list or rtree slot.
+    pub unsafe fn put(&mut self, e: *mut Extent) {
+        (*e).next = self.free;
+        self.free = e;
+    }
+}

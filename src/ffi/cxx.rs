@@ -1,0 +1,150 @@
+//! The C++ `operator new` / `operator delete` family, with the exact set of mangled names that
+//! libjemalloc.so.2 exports: a program linked against libjemalloc resolves `new` to whichever
+//! library comes first, so without these it would mix heaps.
+//!
+//! Difference from a C++ runtime: when memory cannot be had, the throwing forms cannot throw
+//! `std::bad_alloc` (this crate is built with panic=abort, and no unwinding crosses our
+//! frames); they write `oxmalloc: operator new(): out of memory` and abort. The `nothrow` forms
+//! return null as the standard says. Sized deletes do not check the size yet.
+
+#![allow(non_snake_case)]
+
+use crate::alloc;
+use core::ffi::c_void;
+
+#[inline(always)]
+fn new_or_die(p: *mut u8) -> *mut c_void {
+    if p.is_null() {
+        crate::report::fatal("operator new(): out of memory");
+    }
+    p as *mut c_void
+}
+
+/// `align_val_t` is always a power of two in valid C++; anything else is treated as misuse.
+#[inline(always)]
+fn aligned(align: usize, size: usize) -> *mut u8 {
+    if !align.is_power_of_two() {
+        crate::report::fatal("operator new(): alignment is not a power of two");
+    }
+    alloc::aligned(align, size)
+}
+
+/// operator new(size_t)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _Znwm(size: usize) -> *mut c_void {
+    new_or_die(alloc::malloc(size))
+}
+
+/// operator new(size_t, nothrow_t)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZnwmRKSt9nothrow_t(size: usize, _nt: *const c_void) -> *mut c_void {
+    alloc::malloc(size) as *mut c_void
+}
+
+/// operator new(size_t, align_val_t)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZnwmSt11align_val_t(size: usize, align: usize) -> *mut c_void {
+    new_or_die(aligned(align, size))
+}
+
+/// operator new(size_t, align_val_t, nothrow_t)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZnwmSt11align_val_tRKSt9nothrow_t(size: usize, align: usize, _nt: *const c_void) -> *mut c_void {
+    aligned(align, size) as *mut c_void
+}
+
+/// operator new[](size_t)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _Znam(size: usize) -> *mut c_void {
+    new_or_die(alloc::malloc(size))
+}
+
+/// operator new[](size_t, nothrow_t)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZnamRKSt9nothrow_t(size: usize, _nt: *const c_void) -> *mut c_void {
+    alloc::malloc(size) as *mut c_void
+}
+
+/// operator new[](size_t, align_val_t)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZnamSt11align_val_t(size: usize, align: usize) -> *mut c_void {
+    new_or_die(aligned(align, size))
+}
+
+/// operator new[](size_t, align_val_t, nothrow_t)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZnamSt11align_val_tRKSt9nothrow_t(size: usize, align: usize, _nt: *const c_void) -> *mut c_void {
+    aligned(align, size) as *mut c_void
+}
+
+/// operator delete(void*)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZdlPv(p: *mut c_void) {
+    alloc::free(p as *mut u8, "free")
+}
+
+/// operator delete(void*, nothrow_t)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZdlPvRKSt9nothrow_t(p: *mut c_void, _nt: *const c_void) {
+    alloc::free(p as *mut u8, "free")
+}
+
+/// operator delete(void*, size_t) (sized)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZdlPvm(p: *mut c_void, _size: usize) {
+    alloc::free(p as *mut u8, "free")
+}
+
+/// operator delete(void*, align_val_t)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZdlPvSt11align_val_t(p: *mut c_void, _align: usize) {
+    alloc::free(p as *mut u8, "free")
+}
+
+/// operator delete(void*, align_val_t, nothrow_t)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZdlPvSt11align_val_tRKSt9nothrow_t(p: *mut c_void, _align: usize, _nt: *const c_void) {
+    alloc::free(p as *mut u8, "free")
+}
+
+/// operator delete(void*, size_t, align_val_t) (sized)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZdlPvmSt11align_val_t(p: *mut c_void, _size: usize, _align: usize) {
+    alloc::free(p as *mut u8, "free")
+}
+
+/// operator delete[](void*)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZdaPv(p: *mut c_void) {
+    alloc::free(p as *mut u8, "free")
+}
+
+/// operator delete[](void*, nothrow_t)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZdaPvRKSt9nothrow_t(p: *mut c_void, _nt: *const c_void) {
+    alloc::free(p as *mut u8, "free")
+}
+
+/// operator delete[](void*, size_t) (sized)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZdaPvm(p: *mut c_void, _size: usize) {
+    alloc::free(p as *mut u8, "free")
+}
+
+/// operator delete[](void*, align_val_t)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZdaPvSt11align_val_t(p: *mut c_void, _align: usize) {
+    alloc::free(p as *mut u8, "free")
+}
+
+/// operator delete[](void*, align_val_t, nothrow_t)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZdaPvSt11align_val_tRKSt9nothrow_t(p: *mut c_void, _align: usize, _nt: *const c_void) {
+    alloc::free(p as *mut u8, "free")
+}
+
+/// operator delete[](void*, size_t, align_val_t) (sized)
+#[cfg_attr(feature = "export", no_mangle)]
+pub extern "C" fn _ZdaPvmSt11align_val_t(p: *mut c_void, _size: usize, _align: usize) {
+    alloc::free(p as *mut u8, "free")
+}

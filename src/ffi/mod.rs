@@ -1,0 +1,10 @@
+//! The C ABI: the only place with `extern "C"` exports. Each export is a one-line shim over
+//! `alloc` (so exported→exported calls never go through the GOT) and validates nothing
+//! itself beyond what C's signature forces (alignment arguments, out-parameters).
+//!
+//! `#[no_mangle]` is behind the `export` feature (on by default, off for unit tests so the
+//! test harness does not run on the allocator under test).
+
+pub mod cxx;
+pub mod glibc;
+pub mod libc;

@@ -1,0 +1,53 @@
+//! One-time initialization, safe from the dynamic loader, constructors and re-entrant calls.
+//!
+//! State machine: UNINIT → (one thread wins a CAS) BUSY → READY. The core needs no set-up
+//! (arenas are statics, the rtree fills lazily), so BUSY only checks the page size; fork
+//! handlers are registered *after* READY, so if `pthread_atfork` allocates, that nested malloc
+//! finds READY and is served. Other threads arriving during BUSY yield until READY; the same
+//! thread cannot arrive during BUSY because nothing in it calls into libc's allocating code.
+//! A constructor in `.init_array` runs it early, before `main` and before other threads exist.
+
+use core::sync::atomic::{AtomicU8, Ordering};
+
+const UNINIT: u8 = 0;
+const BUSY: u8 = 1;
+const READY: u8 = 2;
+
+/// Sync: atomic; Acquire/Release pair publishes whatever init wrote.
+static STATE: AtomicU8 = AtomicU8::new(UNINIT);
+
+#[inline(always)]
+pub fn ensure() {
+    if STATE.load(Ordering::Acquire) != READY {
+        slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn slow() {
+    match STATE.compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Acquire) {
+        Ok(_) => {
+            if crate::sys::os_page_size() != crate::util::PAGE {
+                crate::report::fatal("this build needs 4 KiB pages");
+            }
+            STATE.store(READY, Ordering::Release);
+            crate::fork::register();
+        }
+        Err(_) => {
+            while STATE.load(Ordering::Acquire) != READY {
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+        }
+    }
+}
+
+extern "C" fn constructor() {
+    ensure();
+}
+
+/// Runs `constructor` when the library is loaded.
+#[used]
+#[link_section = ".init_array"]
+static INIT_ARRAY: extern "C" fn() = constructor;

@@ -1,0 +1,34 @@
+//! oxmalloc: a malloc replacement on jemalloc's anti-fragmentation design.
+//!
+//! Layers (a module calls only its own layer or lower ones; `report`, `util` from anywhere):
+//!
+//! | layer | modules | role |
+//! |---|---|---|
+//! | 5 C ABI | `ffi::{libc, cxx, glibc}` | `#[no_mangle]` shims, nothing else |
+//! | 4 front end | `alloc`, `init`, `fork` | validation, errno, bootstrap, fork handlers |
+//! | 3 objects | `arena` → `bin` → `slab` | size-class slabs, fullest-first placement |
+//! | 2 pages | `pac` → `eset` → `extent` | best-fit extents, split/coalesce, purge |
+//! | 1 metadata | `rtree`, `base`, `size_class`, `bitmap` | page map, metadata memory, classes |
+//! | 0 foundations | `sys`, `sync`, `report`, `util` | OS calls, futex lock, fatal lines |
+//!
+//! Rules every module keeps: nothing on an allocation path allocates (metadata comes from
+//! `base`), panics never happen on hot paths (`panic = "abort"` anyway), every `unsafe` block
+//! says why it is sound, every shared field says how it is synchronized.
+pub mod alloc;
+pub mod arena;
+pub mod base;
+pub mod bin;
+pub mod bitmap;
+pub mod eset;
+pub mod extent;
+pub mod ffi;
+pub mod fork;
+pub mod init;
+pub mod pac;
+pub mod report;
+pub mod rtree;
+pub mod size_class;
+pub mod slab;
+pub mod sync;
+pub mod sys;
+pub mod util;

@@ -1,0 +1,437 @@
+//! Page allocator of one arena: hands out page-aligned extents (for slabs and large blocks),
+//! takes them back, splits, coalesces, grows from the OS and purges.
+//!
+//! Policy: allocation takes the best fit from the dirty set, then muzzy, then retained, then
+//! reserves a new chunk of address space (≥ 64 MiB, untouched so it costs no RSS). A freed
+//! extent becomes dirty and is coalesced with free neighbours of the same state and arena.
+//! Nothing is purged on the free path; `purge_all` (malloc_trim) turns every dirty and muzzy
+//! extent into retained with MADV_DONTNEED. Address space is never unmapped.
+//!
+//! Sync: one lock per arena (rank 2, after bin locks); every method of `PacInner` runs under
+//! it, and so does every rtree write for this arena's extents.
+
+use crate::extent::{Extent, ExtentPool, State};
+use crate::eset::Eset;
+use crate::rtree;
+use crate::sync::Mutex;
+use crate::sys;
+use crate::util::{align_up, LG_PAGE, PAGE};
+
+/// Smallest reservation from the OS.
+const CHUNK: usize = 64 << 20;
+
+/// Address ranges ever reserved, to tell "not ours" from "ours but not live" on misuse.
+/// Append-only; read only on the error path. Sync: slot index by atomic fetch_add, then the
+/// range is stored with Release before `RES_LEN` covers it.
+mod reservations {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    const CAP: usize = 4096;
+    #[allow(clippy::declare_interior_mutable_const)]
+    const Z: AtomicUsize = AtomicUsize::new(0);
+    static START: [AtomicUsize; CAP] = [Z; CAP];
+    static END: [AtomicUsize; CAP] = [Z; CAP];
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    static LEN: AtomicUsize = AtomicUsize::new(0);
+
+    pub fn record(start: usize, end: usize) {
+        let i = NEXT.fetch_add(1, Ordering::Relaxed);
+        if i < CAP {
+            START[i].store(start, Ordering::Relaxed);
+            END[i].store(end, Ordering::Relaxed);
+            LEN.fetch_max(i + 1, Ordering::Release);
+        }
+    }
+
+    /// Whether `addr` lies in a range we reserved (true when the table overflowed).
+    pub fn contains(addr: usize) -> bool {
+        let n = LEN.load(Ordering::Acquire);
+        if NEXT.load(Ordering::Relaxed) > CAP {
+            return true;
+        }
+        (0..n).any(|i| {
+            START[i].load(Ordering::Relaxed) <= addr && addr < END[i].load(Ordering::Relaxed)
+        })
+    }
+}
+pub use reservations::contains as is_reserved;
+
+pub struct PacInner {
+    arena: u8,
+    dirty: Eset,
+    muzzy: Eset,
+    retained: Eset,
+    pool: ExtentPool,
+    /// Pages in active extents (stats.active).
+    pub active_pages: usize,
+    /// Bytes reserved from the OS (stats.mapped).
+    pub mapped: usize,
+}
+
+// SAFETY: the raw descriptor pointers inside are owned by this arena and only touched under
+// the `Pac` lock.
+unsafe impl Send for PacInner {}
+
+pub struct Pac {
+    pub inner: Mutex<PacInner>,
+}
+
+impl Pac {
+    pub const fn new(arena: u8) -> Self {
+        Pac {
+            inner: Mutex::new(PacInner {
+                arena,
+                dirty: Eset::new(State::Dirty),
+                muzzy: Eset::new(State::Muzzy),
+                retained: Eset::new(State::Retained),
+                pool: ExtentPool::new(),
+                active_pages: 0,
+                mapped: 0,
+            }),
+        }
+    }
+}
+
+impl PacInner {
+    fn set_of(&mut self, s: State) -> &mut Eset {
+        match s {
+            State::Dirty => &mut self.dirty,
+            State::Muzzy => &mut self.muzzy,
+            _ => &mut self.retained,
+        }
+    }
+
+    /// Pages in the dirty / muzzy / retained sets.
+    pub fn free_pages(&self) -> (usize, usize, usize) {
+        (self.dirty.npages, self.muzzy.npages, self.retained.npages)
+    }
+
+    /// Allocates `pages` pages aligned to `align` bytes (power of two ≥ PAGE). For a slab
+    /// (`slab_bin = Some(bin)`) every page is registered, for a large block the first and last.
+    /// Returns an active extent, or null when the OS refuses memory.
+    pub fn alloc(&mut self, pages: usize, align: usize, slab_bin: Option<u8>) -> *mut Extent {
+        debug_assert!(pages > 0 && align >= PAGE && align.is_power_of_two());
+        let need = pages + (align >> LG_PAGE) - 1;
+        let mut e = self.dirty.take_fit(need);
+        if e.is_null() {
+            e = self.muzzy.take_fit(need);
+        }
+        if e.is_null() {
+            e = self.retained.take_fit(need);
+        }
+        if e.is_null() {
+            if !self.grow(need) {
+                return e;
+            }
+            e = self.retained.take_fit(need);
+            if e.is_null() {
+                return e;
+            }
+        }
+        // SAFETY: `e` was just removed from a set; we own it and the lock.
+        unsafe {
+            let lead = (align_up((*e).addr, align) - (*e).addr) >> LG_PAGE;
+            if lead > 0 {
+                let t = self.split(e, lead);
+                if t.is_null() {
+                    let st = (*e).state();
+                    self.set_of(st).insert(e);
+                    return t;
+                }
+                let st = (*e).state();
+                self.set_of(st).insert(e);
+                e = t;
+            }
+            if (*e).pages() > pages {
+                let t = self.split(e, pages);
+                if !t.is_null() {
+                    let st = (*t).state();
+                    self.set_of(st).insert(t);
+                }
+                // On descriptor exhaustion the block is simply larger than asked; fine.
+            }
+            (*e).set_state(State::Active);
+            self.active_pages += (*e).pages();
+            match slab_bin {
+                Some(bin) => {
+                    (*e).is_slab = true;
+                    (*e).bin = bin;
+                    rtree::set_range((*e).addr, (*e).pages(), e);
+                }
+                None => (*e).is_slab = false,
+            }
+        }
+        e
+    }
+
+    /// Reserves address space for at least `pages` pages and adds it to the retained set.
+    fn grow(&mut self, pages: usize) -> bool {
+        let want = match pages.checked_mul(PAGE) {
+            Some(b) if b <= crate::util::MAX_REQUEST => b,
+            _ => return false,
+        };
+        let size = if want <= CHUNK { CHUNK } else { align_up(want, 2 << 20) };
+        let p = sys::reserve(size) as usize;
+        if p == 0 {
+            return false;
+        }
+        if !rtree::ensure(p, size) {
+            return false;
+        }
+        reservations::record(p, p + size);
+        self.mapped += size;
+        let e = self.pool.get();
+        if e.is_null() {
+            return false;
+        }
+        // SAFETY: fresh descriptor, exclusively ours.
+        unsafe {
+            (*e).addr = p;
+            (*e).size = size;
+            (*e).arena = self.arena;
+            (*e).zeroed = true;
+            (*e).set_state(State::Retained);
+            rtree::set(p, e);
+            rtree::set((*e).last_page(), e);
+            self.insert_coalesced(e);
+        }
+        true
+    }
+
+    /// Splits `e` after `lead` pages; `e` keeps the head, the returned descriptor the tail
+    /// (same state, arena, zeroed). Boundaries of both are registered. Null when out of
+    /// descriptors (then `e` is unchanged).
+    unsafe fn split(&mut self, e: *mut Extent, lead: usize) -> *mut Extent {
+        debug_assert!(lead > 0 && lead < (*e).pages());
+        let t = self.pool.get();
+        if t.is_null() {
+            return t;
+        }
+        (*t).addr = (*e).addr + (lead << LG_PAGE);
+        (*t).size = (*e).size - (lead << LG_PAGE);
+        (*t).arena = (*e).arena;
+        (*t).zeroed = (*e).zeroed;
+        (*t).set_state((*e).state());
+        (*e).size = lead << LG_PAGE;
+        rtree::set((*e).last_page(), e);
+        rtree::set((*t).addr, t);
+        rtree::set((*t).last_page(), t);
+        t
+    }
+
+    /// The free neighbour of `e` at `addr` that may be merged with it, or null.
+    unsafe fn mergeable(&self, addr: usize, state: State) -> *mut Extent {
+        let n = rtree::lookup(addr);
+        if !n.is_null() && (*n).state() == state && (*n).arena == self.arena {
+            n
+        } else {
+            core::ptr::null_mut()
+        }
+    }
+
+    /// Appends `b` (which starts where `a` ends) to `a`, fixing the rtree and recycling `b`.
+    unsafe fn merge(&mut self, a: *mut Extent, b: *mut Extent) {
+        debug_assert!((*a).end() == (*b).addr);
+        if (*a).size > PAGE {
+            rtree::set((*a).last_page(), core::ptr::null_mut());
+        }
+        if (*b).size > PAGE {
+            rtree::set((*b).addr, core::ptr::null_mut());
+        }
+        (*a).size += (*b).size;
+        (*a).zeroed = (*a).zeroed && (*b).zeroed;
+        rtree::set((*a).last_page(), a);
+        self.pool.put(b);
+    }
+
+    /// Inserts the free extent `e` into the set of its state after merging it with free
+    /// neighbours of the same state. `e`'s boundaries are registered; its interior is not.
+    unsafe fn insert_coalesced(&mut self, mut e: *mut Extent) {
+        let st = (*e).state();
+        if (*e).addr >= PAGE {
+            let p = self.mergeable((*e).addr - PAGE, st);
+            if !p.is_null() && (*p).end() == (*e).addr {
+                self.set_of(st).remove(p);
+                self.merge(p, e);
+                e = p;
+            }
+        }
+        let n = self.mergeable((*e).end(), st);
+        if !n.is_null() && (*n).addr == (*e).end() {
+            self.set_of(st).remove(n);
+            self.merge(e, n);
+        }
+        self.set_of(st).insert(e);
+    }
+
+    /// Takes back an active extent (a large block or an emptied slab): it becomes dirty.
+    /// Returns false if `e` was not active (a double free; the caller reports it).
+    pub fn dalloc(&mut self, e: *mut Extent) -> bool {
+        // SAFETY: `e` is a descriptor of this arena; we hold the lock.
+        unsafe {
+            if (*e).state() != State::Active {
+                return false;
+            }
+            if (*e).is_slab && (*e).pages() > 2 {
+                rtree::set_range((*e).addr + PAGE, (*e).pages() - 2, core::ptr::null_mut());
+            }
+            (*e).is_slab = false;
+            (*e).zeroed = false;
+            (*e).set_state(State::Dirty);
+            self.active_pages -= (*e).pages();
+            self.insert_coalesced(e);
+        }
+        true
+    }
+
+    /// Grows the active large extent `e` in place to `pages` pages by taking the free extent
+    /// that follows it. Returns false (nothing changed) if that is not possible.
+    pub fn expand(&mut self, e: *mut Extent, pages: usize) -> bool {
+        // SAFETY: `e` is an active large extent owned by the caller; we hold the lock.
+        unsafe {
+            let extra = pages - (*e).pages();
+            let n = rtree::lookup((*e).end());
+            if n.is_null()
+                || (*n).state() == State::Active
+                || (*n).arena != self.arena
+                || (*n).addr != (*e).end()
+                || (*n).pages() < extra
+            {
+                return false;
+            }
+            let st = (*n).state();
+            self.set_of(st).remove(n);
+            if (*n).pages() > extra {
+                let t = self.split(n, extra);
+                if t.is_null() {
+                    self.set_of(st).insert(n);
+                    return false;
+                }
+                self.set_of(st).insert(t);
+            }
+            self.merge(e, n);
+            self.active_pages += extra;
+        }
+        true
+    }
+
+    /// Shrinks the active large extent `e` in place to `pages` pages; the tail becomes dirty.
+    /// Returns false if no descriptor was available (nothing changed).
+    pub fn shrink(&mut self, e: *mut Extent, pages: usize) -> bool {
+        // SAFETY: as in `expand`.
+        unsafe {
+            debug_assert!(pages > 0 && pages < (*e).pages());
+            let t = self.split(e, pages);
+            if t.is_null() {
+                return false;
+            }
+            (*t).is_slab = false;
+            self.dalloc(t)
+        }
+    }
+
+    /// Purges every dirty and muzzy extent (MADV_DONTNEED); returns the pages released.
+    pub fn purge_all(&mut self) -> usize {
+        let mut n = 0;
+        for st in [State::Dirty, State::Muzzy] {
+            loop {
+                let e = self.set_of(st).pop_any();
+                if e.is_null() {
+                    break;
+                }
+                // SAFETY: `e` was removed from a free set; we own it.
+                unsafe {
+                    sys::purge_forced((*e).addr, (*e).size);
+                    n += (*e).pages();
+                    (*e).zeroed = true;
+                    (*e).set_state(State::Retained);
+                    self.insert_coalesced(e);
+                }
+            }
+        }
+        n
+    }
+
+    /// Checks the invariants of every free extent (tests and debug tools).
+    pub fn validate(&self) {
+        for set in [&self.dirty, &self.muzzy, &self.retained] {
+            let mut pages = 0;
+            set.for_each(|e| {
+                pages += e.pages();
+                assert_eq!(e.state(), set.state);
+                assert!(e.addr % PAGE == 0 && e.size % PAGE == 0 && e.size >= PAGE);
+                let me = e as *const Extent as *mut Extent;
+                assert_eq!(rtree::lookup(e.addr), me, "first page not registered");
+                assert_eq!(rtree::lookup(e.last_page()), me, "last page not registered");
+                if e.pages() > 2 {
+                    assert!(rtree::lookup(e.addr + PAGE).is_null(), "interior registered");
+                }
+                let n = rtree::lookup(e.end());
+                // SAFETY: registered descriptors are live.
+                if !n.is_null() && unsafe { (*n).addr } == e.end() {
+                    assert!(
+                        unsafe { (*n).state() } != set.state || unsafe { (*n).arena } != self.arena,
+                        "adjacent free extents of one state not coalesced"
+                    );
+                }
+            });
+            assert_eq!(pages, set.npages);
+        }
+    }
+}
+
+impl Pac {
+    pub fn prefork(&self) {
+        self.inner.raw_lock();
+    }
+    pub fn postfork_parent(&self) {
+        // SAFETY: taken in `prefork` by this thread.
+        unsafe { self.inner.force_unlock() }
+    }
+    pub fn postfork_child(&self) {
+        // SAFETY: fork child after `prefork`.
+        unsafe { self.inner.reset_after_fork() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_split_coalesce_purge() {
+        static PAC: Pac = Pac::new(7);
+        let mut p = PAC.inner.lock();
+        let a = p.alloc(3, PAGE, None);
+        let b = p.alloc(5, PAGE, Some(4));
+        let c = p.alloc(1, 1 << 21, None);
+        assert!(!a.is_null() && !b.is_null() && !c.is_null());
+        // SAFETY: live descriptors returned by alloc.
+        unsafe {
+            assert_eq!((*c).addr % (1 << 21), 0);
+            assert_eq!(rtree::lookup((*b).addr + 2 * PAGE + 17), b);
+            assert_eq!(rtree::lookup((*a).addr), a);
+            assert!((*a).zeroed);
+            let a_addr = (*a).addr;
+            p.validate();
+            assert!(p.dalloc(a));
+            assert!(!p.dalloc(a), "double dalloc must be refused");
+            assert!(p.dalloc(b));
+            p.validate();
+            let (d, _, _) = p.free_pages();
+            assert_eq!(d, 8, "a and b coalesce into one dirty extent");
+            // Reuse: best fit from dirty, lowest pages first.
+            let x = p.alloc(8, PAGE, None);
+            assert_eq!((*x).addr, a_addr);
+            assert!(p.expand(x, 20));
+            assert_eq!((*x).pages(), 20);
+            assert!(p.shrink(x, 2));
+            p.validate();
+            assert!(p.dalloc(x));
+            assert!(p.dalloc(c));
+            assert!(p.purge_all() >= 8);
+            let (d, m, _) = p.free_pages();
+            assert_eq!(d + m, 0);
+            p.validate();
+        }
+    }
+}

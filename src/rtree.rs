@@ -1,0 +1,126 @@
+//! Radix tree: page address → extent descriptor, for every address in the 47-bit user space.
+//!
+//! Two levels: the root (in .bss, 2^17 slots = 1 MiB virtual, touched lazily) is indexed by
+//! address bits 46..30; each leaf (2^18 slots = 2 MiB, mapped on first use, resident only
+//! where written) by bits 29..12. Any address gets an answer: null means "no extent
+//! registered for this page", which covers "not ours".
+//!
+//! Sync: slots are atomics. Writers hold the owning arena's `Pac` lock (rank 2) and publish
+//! with Release; readers (free, usable_size) load with Acquire and need no lock: a block's
+//! registration happens before the malloc that returned it, which happens before its free.
+//! Leaf installation takes `LEAF_LOCK` (rank 3).
+
+use crate::base::BASE;
+use crate::extent::Extent;
+use crate::sync::Mutex;
+use crate::util::LG_PAGE;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+const LEAF_BITS: u32 = 18;
+const ROOT_BITS: u32 = 47 - LEAF_BITS - LG_PAGE; // 17
+const LEAF_LEN: usize = 1 << LEAF_BITS;
+
+type Leaf = [AtomicPtr<Extent>; LEAF_LEN];
+
+#[allow(clippy::declare_interior_mutable_const)]
+const NULL_LEAF: AtomicPtr<Leaf> = AtomicPtr::new(core::ptr::null_mut());
+static ROOT: [AtomicPtr<Leaf>; 1 << ROOT_BITS] = [NULL_LEAF; 1 << ROOT_BITS];
+static LEAF_LOCK: Mutex<()> = Mutex::new(());
+
+#[inline(always)]
+fn split(addr: usize) -> (usize, usize) {
+    ((addr >> (LG_PAGE + LEAF_BITS)) & ((1 << ROOT_BITS) - 1), (addr >> LG_PAGE) & (LEAF_LEN - 1))
+}
+
+/// The extent registered for the page holding `addr`, or null.
+#[inline(always)]
+pub fn lookup(addr: usize) -> *mut Extent {
+    if addr >> 47 != 0 {
+        return core::ptr::null_mut();
+    }
+    let (r, l) = split(addr);
+    let leaf = ROOT[r].load(Ordering::Acquire);
+    if leaf.is_null() {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: a non-null root slot points to a live, never-freed leaf of LEAF_LEN slots, and
+    // `l < LEAF_LEN` by construction.
+    unsafe { (*leaf).get_unchecked(l).load(Ordering::Acquire) }
+}
+
+/// The slot for `addr`, creating its leaf if needed; None if the OS refused memory.
+fn slot(addr: usize) -> Option<&'static AtomicPtr<Extent>> {
+    debug_assert!(addr >> 47 == 0);
+    let (r, l) = split(addr);
+    let mut leaf = ROOT[r].load(Ordering::Acquire);
+    if leaf.is_null() {
+        let _g = LEAF_LOCK.lock();
+        leaf = ROOT[r].load(Ordering::Acquire);
+        if leaf.is_null() {
+            leaf = BASE.alloc(core::mem::size_of::<Leaf>(), 4096) as *mut Leaf;
+            if leaf.is_null() {
+                return None;
+            }
+            ROOT[r].store(leaf, Ordering::Release);
+        }
+    }
+    // SAFETY: as in `lookup`; leaves live forever, so 'static is right.
+    Some(unsafe { (*leaf).get_unchecked(l) })
+}
+
+/// Makes sure the leaves for `addr` and `addr + len - 1` exist, so later `set`s cannot fail.
+pub fn ensure(addr: usize, len: usize) -> bool {
+    slot(addr).is_some() && slot(addr + len - 1).is_some()
+}
+
+/// Registers `e` (or null) for the page holding `addr`. The leaf must exist (`ensure`).
+#[inline]
+pub fn set(addr: usize, e: *mut Extent) {
+    match slot(addr) {
+        Some(s) => s.store(e, Ordering::Release),
+        None => crate::report::fatal("out of memory for the page map"),
+    }
+}
+
+/// Registers `e` (or null) for `npages` pages from `addr`.
+pub fn set_range(addr: usize, npages: usize, e: *mut Extent) {
+    for i in 0..npages {
+        set(addr + (i << LG_PAGE), e);
+    }
+}
+
+/// Leaf lock for fork.
+pub fn prefork() {
+    LEAF_LOCK.raw_lock();
+}
+
+pub fn postfork_parent() {
+    // SAFETY: taken in `prefork` by this thread.
+    unsafe { LEAF_LOCK.force_unlock() }
+}
+
+pub fn postfork_child() {
+    // SAFETY: fork child after `prefork`.
+    unsafe { LEAF_LOCK.reset_after_fork() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_everywhere() {
+        assert!(lookup(0).is_null());
+        assert!(lookup(usize::MAX).is_null());
+        assert!(lookup(1 << 47).is_null());
+        let fake = 0x1000 as *mut Extent;
+        let a = 0x5555_0000_0000usize;
+        assert!(ensure(a, 1 << 31));
+        set_range(a, 3, fake);
+        assert_eq!(lookup(a + 5), fake);
+        assert_eq!(lookup(a + 2 * 4096 + 4095), fake);
+        assert!(lookup(a + 3 * 4096).is_null());
+        set(a + 4096, core::ptr::null_mut());
+        assert!(lookup(a + 4096).is_null());
+    }
+}

@@ -1,0 +1,81 @@
+//! A slab: an active extent cut into equal regions of one size class, with a free bitmap.
+//!
+//! Contract: pure region bookkeeping on one descriptor; the bin's lock protects it. Region i
+//! lives at `addr + i·size`; `nfree == bitmap.count()` (checked by `validate`).
+
+use crate::extent::{Extent, NO_BUCKET};
+use crate::size_class::{bin_size, DIV_MAGIC, NREGS};
+
+/// Result of checking a pointer against a slab.
+pub enum RegionCheck {
+    /// A live region with this index.
+    Live(usize),
+    /// Not at a region start.
+    Interior,
+    /// The region is already free.
+    AlreadyFree,
+}
+
+/// Prepares a freshly allocated slab extent: every region free.
+///
+/// # Safety
+/// `e` is an active slab extent of class `bin`, not yet visible to other threads.
+pub unsafe fn init(e: *mut Extent, bin: usize) {
+    let n = NREGS[bin] as usize;
+    (*e).bitmap.init(n);
+    (*e).nfree = n as u16;
+    (*e).bucket = NO_BUCKET;
+}
+
+/// Takes the lowest free region; the slab must have one.
+///
+/// # Safety
+/// The bin lock is held and `(*e).nfree > 0`.
+#[inline]
+pub unsafe fn alloc_region(e: *mut Extent, bin: usize) -> *mut u8 {
+    debug_assert!((*e).nfree > 0);
+    let i = match (*e).bitmap.first_set() {
+        Some(i) => i,
+        None => crate::report::fatal("corrupt slab: nfree > 0 but no free region"),
+    };
+    (*e).bitmap.clear(i);
+    (*e).nfree -= 1;
+    ((*e).addr + i * bin_size(bin)) as *mut u8
+}
+
+/// Classifies `p`, a pointer inside slab `e` of class `bin`.
+///
+/// # Safety
+/// The bin lock is held; `p` lies in `e`'s pages.
+#[inline]
+pub unsafe fn check(e: *const Extent, bin: usize, p: usize) -> RegionCheck {
+    let off = p - (*e).addr;
+    let i = ((off as u64 * DIV_MAGIC[bin] as u64) >> 32) as usize;
+    if i * bin_size(bin) != off || i >= NREGS[bin] as usize {
+        return RegionCheck::Interior;
+    }
+    if (*e).bitmap.get(i) {
+        return RegionCheck::AlreadyFree;
+    }
+    RegionCheck::Live(i)
+}
+
+/// Returns region `i` to the slab.
+///
+/// # Safety
+/// The bin lock is held and region `i` is live (`check` said so).
+#[inline]
+pub unsafe fn free_region(e: *mut Extent, i: usize) {
+    (*e).bitmap.set(i);
+    (*e).nfree += 1;
+}
+
+/// Checks `nfree` against the bitmap.
+///
+/// # Safety
+/// The bin lock is held.
+pub unsafe fn validate(e: *const Extent, bin: usize) {
+    assert!((*e).is_slab && (*e).bin as usize == bin);
+    assert_eq!((*e).bitmap.count(), (*e).nfree as usize);
+    assert!((*e).nfree as usize <= NREGS[bin] as usize);
+}

@@ -1,0 +1,157 @@
+//! The allocator's mutex: a futex lock that never allocates and can be reset after fork.
+//!
+//! Contract: `lock` spins briefly, then sleeps in FUTEX_WAIT; nothing on any path touches the
+//! heap, TLS destructors or errno (sys::futex_* preserve it). This replaces parking_lot,
+//! whose contended path allocates through the global allocator, i.e. through us.
+//!
+//! Lock order (acquire only in this order; `fork.rs` takes them all in it):
+//!   1. `Bin::lock`, bins in index order, arena by arena;
+//!   2. `Pac::lock` of an arena (the page allocator, extent sets, emap writes);
+//!   3. the rtree's leaf-installation lock;
+//!   4. `Base`'s bump lock (metadata allocator).
+//! A lower-ranked lock is never requested while a higher-ranked one is held.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+const UNLOCKED: u32 = 0;
+const LOCKED: u32 = 1;
+/// Locked, and at least one thread may be sleeping on the futex.
+const CONTENDED: u32 = 2;
+
+/// A mutual-exclusion lock around a `T`.
+pub struct Mutex<T> {
+    /// Sync: the lock word itself (atomic).
+    state: AtomicU32,
+    /// Sync: only accessed through a `MutexGuard`, i.e. while `state != UNLOCKED` by us.
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the lock serializes every access to `data`.
+unsafe impl<T: Send> Sync for Mutex<T> {}
+// SAFETY: moving the mutex moves the data; T: Send suffices.
+unsafe impl<T: Send> Send for Mutex<T> {}
+
+/// Proof that the lock is held; unlocks on drop.
+pub struct MutexGuard<'a, T> {
+    m: &'a Mutex<T>,
+}
+
+impl<T> Mutex<T> {
+    pub const fn new(v: T) -> Self {
+        Mutex { state: AtomicU32::new(UNLOCKED), data: UnsafeCell::new(v) }
+    }
+
+    #[inline]
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        if self
+            .state
+            .compare_exchange_weak(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_slow();
+        }
+        MutexGuard { m: self }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_slow(&self) {
+        for _ in 0..100 {
+            if self.state.load(Ordering::Relaxed) == UNLOCKED
+                && self
+                    .state
+                    .compare_exchange_weak(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return;
+            }
+            core::hint::spin_loop();
+        }
+        while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
+            crate::sys::futex_wait(&self.state, CONTENDED);
+        }
+    }
+
+    #[inline]
+    fn unlock(&self) {
+        if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
+            crate::sys::futex_wake_one(&self.state);
+        }
+    }
+
+    /// Takes the lock without a guard (fork's prepare handler); pair with `force_unlock`.
+    pub fn raw_lock(&self) {
+        core::mem::forget(self.lock());
+    }
+
+    /// Releases a lock taken by `raw_lock`.
+    ///
+    /// # Safety
+    /// The caller must hold the lock through `raw_lock`.
+    pub unsafe fn force_unlock(&self) {
+        self.unlock();
+    }
+
+    /// Re-initializes the lock as unlocked (fork child: the holder threads are gone).
+    ///
+    /// # Safety
+    /// Only in a fork child whose only thread is the caller, after a `raw_lock` in the parent.
+    pub unsafe fn reset_after_fork(&self) {
+        self.state.store(UNLOCKED, Ordering::Relaxed);
+    }
+
+    /// Access without locking.
+    ///
+    /// # Safety
+    /// The caller guarantees no concurrent access (single-threaded init, or a racy stats read
+    /// of plain integers that tolerates torn values).
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn get_unsync(&self) -> &mut T {
+        &mut *self.data.get()
+    }
+}
+
+impl<T> core::ops::Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard proves the lock is held.
+        unsafe { &*self.m.data.get() }
+    }
+}
+
+impl<T> core::ops::DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard proves the lock is held, exclusively.
+        unsafe { &mut *self.m.data.get() }
+    }
+}
+
+impl<T> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        self.m.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_under_contention() {
+        static M: Mutex<u64> = Mutex::new(0);
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    for _ in 0..100_000 {
+                        *M.lock() += 1;
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(*M.lock(), 400_000);
+    }
+}

@@ -1,0 +1,142 @@
+//! The OS interface: the only file that calls mmap, madvise, futex, write, abort and errno.
+//!
+//! Contract: every function here is async-signal-safe in the sense that it never allocates
+//! and never takes a lock; each states its preconditions. Failures are reported as return
+//! values, never by panicking. Functions that make a system call on a path where the
+//! caller's `errno` must survive (`free`) save and restore it themselves.
+
+use crate::util::{PAGE, PAGE_MASK};
+
+/// Reserves `size` bytes (page multiple, > 0) of fresh, zero-filled, read-write anonymous
+/// memory. The kernel commits pages on first touch, so untouched pages cost no RSS.
+/// Returns null on failure (errno is left as mmap set it; callers turn it into ENOMEM).
+pub fn reserve(size: usize) -> *mut u8 {
+    debug_assert!(size > 0 && size & PAGE_MASK == 0);
+    // SAFETY: anonymous private mapping at an address of the kernel's choosing; no existing
+    // memory is affected.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        core::ptr::null_mut()
+    } else {
+        p as *mut u8
+    }
+}
+
+/// Gives the physical pages of `[addr, addr+size)` back to the OS (MADV_DONTNEED): RSS drops
+/// at once, the range stays mapped and reads back as zeros. Preconditions: page-aligned
+/// range inside a mapping made by `reserve`. Returns false if the kernel refused.
+/// Preserves errno.
+pub fn purge_forced(addr: usize, size: usize) -> bool {
+    debug_assert!(addr & PAGE_MASK == 0 && size & PAGE_MASK == 0 && size >= PAGE);
+    let saved = errno();
+    // SAFETY: the range is ours (precondition) and holds no live objects; DONTNEED on a
+    // private anonymous mapping only drops page contents.
+    let rc = unsafe { libc::madvise(addr as *mut libc::c_void, size, libc::MADV_DONTNEED) };
+    set_errno(saved);
+    rc == 0
+}
+
+/// The calling thread's errno.
+#[inline]
+pub fn errno() -> i32 {
+    // SAFETY: __errno_location always returns the calling thread's valid errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Sets the calling thread's errno.
+#[inline]
+pub fn set_errno(v: i32) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = v }
+}
+
+/// Blocks while `*word == expected` (FUTEX_WAIT, private). Spurious wake-ups are allowed.
+/// Preserves errno.
+pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32) {
+    let saved = errno();
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            core::ptr::null::<libc::timespec>(),
+        );
+    }
+    set_errno(saved);
+}
+
+/// Wakes one waiter on `word` (FUTEX_WAKE, private). Preserves errno.
+pub fn futex_wake_one(word: &core::sync::atomic::AtomicU32) {
+    let saved = errno();
+    // SAFETY: `word` is a valid, aligned u32.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1);
+    }
+    set_errno(saved);
+}
+
+/// Writes all of `bytes` to stderr (fd 2), retrying on short writes; errors are ignored.
+pub fn write_stderr(bytes: &[u8]) {
+    let mut off = 0;
+    while off < bytes.len() {
+        // SAFETY: the pointer and length describe the live slice `bytes[off..]`.
+        let n = unsafe {
+            libc::write(2, bytes.as_ptr().add(off) as *const libc::c_void, bytes.len() - off)
+        };
+        if n <= 0 {
+            return;
+        }
+        off += n as usize;
+    }
+}
+
+/// Ends the process with SIGABRT (the C `abort()`).
+pub fn abort() -> ! {
+    // SAFETY: abort has no preconditions and does not return.
+    unsafe { libc::abort() }
+}
+
+/// The page size the kernel reports (from the auxiliary vector; does not allocate).
+pub fn os_page_size() -> usize {
+    // SAFETY: getauxval has no preconditions.
+    let v = unsafe { libc::getauxval(libc::AT_PAGESZ) } as usize;
+    if v == 0 {
+        PAGE
+    } else {
+        v
+    }
+}
+
+/// The number of online CPUs (sched_getaffinity through the raw syscall; never allocates).
+pub fn ncpus() -> usize {
+    let mut set = [0u64; 16];
+    // SAFETY: the buffer is 1024 bits long and we pass its exact size.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_sched_getaffinity,
+            0,
+            core::mem::size_of_val(&set),
+            set.as_mut_ptr(),
+        )
+    };
+    if n <= 0 {
+        return 1;
+    }
+    let c: u32 = set.iter().map(|w| w.count_ones()).sum();
+    if c == 0 {
+        1
+    } else {
+        c as usize
+    }
+}

@@ -1,0 +1,69 @@
+//! Bit tricks and checked size arithmetic shared by every layer.
+//!
+//! Contract: pure functions, no state, never panic (callers guarantee the documented
+//! preconditions; they are `debug_assert!`ed).
+
+/// log2 of the OS page size this build assumes (x86_64 Linux). `init` checks it at start-up.
+pub const LG_PAGE: u32 = 12;
+/// The OS page size in bytes.
+pub const PAGE: usize = 1 << LG_PAGE;
+/// Mask of the in-page offset bits.
+pub const PAGE_MASK: usize = PAGE - 1;
+/// Largest request any entry point accepts; bigger ones fail with ENOMEM (C's PTRDIFF_MAX rule).
+pub const MAX_REQUEST: usize = isize::MAX as usize;
+
+/// Rounds `x` up to a multiple of `align` (a power of two). `None` on overflow.
+#[inline(always)]
+pub fn align_up_checked(x: usize, align: usize) -> Option<usize> {
+    debug_assert!(align.is_power_of_two());
+    match x.checked_add(align - 1) {
+        Some(v) => Some(v & !(align - 1)),
+        None => None,
+    }
+}
+
+/// Rounds `x` up to a multiple of `align` (a power of two). Caller guarantees no overflow.
+#[inline(always)]
+pub const fn align_up(x: usize, align: usize) -> usize {
+    (x + align - 1) & !(align - 1)
+}
+
+/// Rounds `x` down to a multiple of `align` (a power of two).
+#[inline(always)]
+pub const fn align_down(x: usize, align: usize) -> usize {
+    x & !(align - 1)
+}
+
+/// floor(log2(x)) for x > 0.
+#[inline(always)]
+pub const fn lg_floor(x: usize) -> u32 {
+    usize::BITS - 1 - x.leading_zeros()
+}
+
+/// Greatest common divisor (used at compile time for slab geometry).
+pub const fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        let t = a % b;
+        a = b;
+        b = t;
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding() {
+        assert_eq!(align_up(1, 16), 16);
+        assert_eq!(align_up(16, 16), 16);
+        assert_eq!(align_down(4097, PAGE), PAGE);
+        assert_eq!(align_up_checked(usize::MAX, 16), None);
+        assert_eq!(align_up_checked(usize::MAX - 15, 16), Some(usize::MAX - 15));
+        assert_eq!(lg_floor(1), 0);
+        assert_eq!(lg_floor(4096), 12);
+        assert_eq!(lg_floor(4097), 12);
+        assert_eq!(gcd(80, 4096), 16);
+    }
+}
