@@ -93,7 +93,7 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
     if align <= PAGE {
         // A class whose size is a multiple of `align` has every region aligned to it, and the
         // class of round_up(size, align) always is such a multiple (size_class.rs).
-        match align_up_checked(size, align) {
+        match align_up_checked(size.max(1), align) {
             Some(s) if s <= SMALL_MAX => return small_alloc(a, size2bin(s)),
             Some(_) => {}
             None => return enomem(),
@@ -233,4 +233,159 @@ pub fn trim() -> bool {
         pages += a.pac.inner.lock().purge_all();
     }
     pages > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// xorshift64*: deterministic, seeded per thread.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn size(&mut self) -> usize {
+            match self.next() % 100 {
+                0..=59 => (self.next() % 256) as usize,
+                60..=89 => (self.next() % 4096) as usize,
+                90..=97 => (self.next() % 65536) as usize,
+                _ => (self.next() % (3 << 20)) as usize,
+            }
+        }
+    }
+
+    fn fill(p: *mut u8, n: usize, tag: u8) {
+        // SAFETY: callers pass a live block of at least n bytes.
+        unsafe { core::ptr::write_bytes(p, tag, n.min(256)) }
+    }
+
+    fn check(p: *mut u8, n: usize, tag: u8) {
+        for i in 0..n.min(256) {
+            // SAFETY: as in `fill`.
+            assert_eq!(unsafe { *p.add(i) }, tag, "block {p:p} size {n} corrupted at {i}");
+        }
+    }
+
+    fn walk(seed: u64, ops: usize) {
+        let mut r = Rng(seed | 1);
+        let mut live: std::vec::Vec<(*mut u8, usize, u8)> = std::vec::Vec::new();
+        for op in 0..ops {
+            let tag = (op % 251) as u8;
+            match r.next() % 10 {
+                0..=4 => {
+                    let n = r.size();
+                    let p = malloc(n);
+                    assert!(!p.is_null());
+                    assert!(usable_size(p, "test") >= n);
+                    if n >= 16 {
+                        assert_eq!(p as usize % 16, 0);
+                    }
+                    fill(p, n, tag);
+                    live.push((p, n, tag));
+                }
+                5 => {
+                    let n = r.size();
+                    let p = calloc(1, n);
+                    for i in 0..n.min(4096) {
+                        // SAFETY: fresh zeroed block of n bytes.
+                        assert_eq!(unsafe { *p.add(i) }, 0);
+                    }
+                    fill(p, n, tag);
+                    live.push((p, n, tag));
+                }
+                6 => {
+                    let align = 1usize << (r.next() % 22);
+                    let n = r.size();
+                    let p = aligned(align, n);
+                    assert_eq!(p as usize % align, 0, "align {align}");
+                    fill(p, n, tag);
+                    live.push((p, n, tag));
+                }
+                7 if !live.is_empty() => {
+                    let i = (r.next() as usize) % live.len();
+                    let (p, n, t) = live[i];
+                    check(p, n, t);
+                    let m = r.size();
+                    let q = realloc(p, m);
+                    assert!(!q.is_null());
+                    check(q, n.min(m), t);
+                    fill(q, m, tag);
+                    live[i] = (q, m, tag);
+                }
+                _ if !live.is_empty() => {
+                    let i = (r.next() as usize) % live.len();
+                    let (p, n, t) = live.swap_remove(i);
+                    check(p, n, t);
+                    free(p, "free");
+                }
+                _ => {}
+            }
+        }
+        for (p, n, t) in live {
+            check(p, n, t);
+            free(p, "free");
+        }
+    }
+
+    #[test]
+    fn random_walk_threads() {
+        let hs: std::vec::Vec<_> = (0..4u64)
+            .map(|t| std::thread::spawn(move || walk(0x9E37_79B9_7F4A_7C15 ^ t, 30_000)))
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        for a in arena::ARENAS.iter() {
+            a.validate();
+        }
+    }
+
+    #[test]
+    fn limits_and_errno() {
+        sys::set_errno(0);
+        assert!(malloc(usize::MAX).is_null());
+        assert_eq!(sys::errno(), libc::ENOMEM);
+        assert!(malloc(MAX_REQUEST + 1).is_null());
+        assert!(calloc(usize::MAX / 2, 3).is_null());
+        assert!(aligned(1 << 20, usize::MAX - 100).is_null());
+        let p = malloc(100);
+        assert!(realloc(p, usize::MAX).is_null());
+        free(p, "free");
+        let a = malloc(0);
+        let b = malloc(0);
+        assert!(!a.is_null() && a != b);
+        free(a, "free");
+        free(b, "free");
+        sys::set_errno(1234);
+        let l = malloc(1 << 20);
+        free(l, "free");
+        free(core::ptr::null_mut(), "free");
+        assert_eq!(sys::errno(), 1234);
+    }
+
+    #[test]
+    fn emptied_slabs_feed_other_classes() {
+        // 8 MiB of 64-byte objects, freed, then 8 MiB of 4 KiB objects: the second wave must
+        // fit in the pages the first left behind (other tests may run alongside, so allow
+        // slack).
+        let a = arena::choose();
+        let mapped0 = a.pac.inner.lock().mapped;
+        let small: std::vec::Vec<_> = (0..(8 << 20) / 64).map(|_| malloc(64)).collect();
+        for &p in &small {
+            free(p, "free");
+        }
+        let mapped1 = a.pac.inner.lock().mapped;
+        let big: std::vec::Vec<_> = (0..(8 << 20) / 4096).map(|_| malloc(4096)).collect();
+        let mapped2 = a.pac.inner.lock().mapped;
+        assert!(mapped2 - mapped1 <= 64 << 20, "{mapped0} {mapped1} {mapped2}");
+        for &p in &big {
+            free(p, "free");
+        }
+        assert!(trim() || true);
+        a.validate();
+    }
 }

@@ -27,6 +27,14 @@ impl Arena {
         Arena { id, bins, pac: Pac::new(id) }
     }
 
+    /// Checks every bin and the page allocator (tests, debugging).
+    pub fn validate(&self) {
+        for b in self.bins.iter() {
+            b.lock.lock().validate();
+        }
+        self.pac.inner.lock().validate();
+    }
+
     /// Takes every lock of the arena in rank order (fork prepare).
     pub fn prefork(&self) {
         for b in self.bins.iter() {

@@ -221,3 +221,52 @@ impl BinInner {
         let _ = free_in_buckets;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::size_class::bin_size;
+
+    #[test]
+    fn fullest_first_and_release() {
+        static PAC: Pac = Pac::new(9);
+        let bin = Bin::new(4); // 64-byte class, 64 regions per one-page slab
+        let mut b = bin.lock.lock();
+        assert_eq!(bin_size(4), 64);
+        let ptrs: Vec<usize> = (0..192).map(|_| b.alloc(&PAC) as usize).collect();
+        assert!(ptrs.iter().all(|&p| p != 0));
+        assert_eq!(b.nslabs, 3);
+        let slab_of = |p: usize| p & !(PAGE - 1);
+        let (s0, s1) = (slab_of(ptrs[0]), slab_of(ptrs[64]));
+        // SAFETY: every pointer is a live region of a slab of this bin, registered in the rtree.
+        unsafe {
+            for &p in &ptrs[0..10] {
+                b.free(&PAC, rtree_of(p), p, "free");
+            }
+            for &p in &ptrs[64..94] {
+                b.free(&PAC, rtree_of(p), p, "free");
+            }
+        }
+        b.validate();
+        assert_eq!(b.nonfull_slabs(), 2);
+        // The current slab (third) is full: the next region comes from the fullest, s0.
+        let q = b.alloc(&PAC) as usize;
+        assert_eq!(slab_of(q), s0);
+        // Emptying s1 gives its page back to the page pool.
+        let dirty_before = PAC.inner.lock().free_pages().0;
+        unsafe {
+            for &p in &ptrs[94..128] {
+                b.free(&PAC, rtree_of(p), p, "free");
+            }
+        }
+        assert_eq!(PAC.inner.lock().free_pages().0, dirty_before + 1);
+        assert_eq!(b.nslabs, 2);
+        assert!(crate::rtree::lookup(s1).is_null() || unsafe { !(*crate::rtree::lookup(s1)).is_slab });
+        b.validate();
+        PAC.inner.lock().validate();
+    }
+
+    fn rtree_of(p: usize) -> *mut Extent {
+        crate::rtree::lookup(p)
+    }
+}

@@ -30,121 +30,121 @@ fn aligned(align: usize, size: usize) -> *mut u8 {
 }
 
 /// operator new(size_t)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _Znwm(size: usize) -> *mut c_void {
     new_or_die(alloc::malloc(size))
 }
 
 /// operator new(size_t, nothrow_t)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZnwmRKSt9nothrow_t(size: usize, _nt: *const c_void) -> *mut c_void {
     alloc::malloc(size) as *mut c_void
 }
 
 /// operator new(size_t, align_val_t)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZnwmSt11align_val_t(size: usize, align: usize) -> *mut c_void {
     new_or_die(aligned(align, size))
 }
 
 /// operator new(size_t, align_val_t, nothrow_t)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZnwmSt11align_val_tRKSt9nothrow_t(size: usize, align: usize, _nt: *const c_void) -> *mut c_void {
     aligned(align, size) as *mut c_void
 }
 
 /// operator new[](size_t)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _Znam(size: usize) -> *mut c_void {
     new_or_die(alloc::malloc(size))
 }
 
 /// operator new[](size_t, nothrow_t)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZnamRKSt9nothrow_t(size: usize, _nt: *const c_void) -> *mut c_void {
     alloc::malloc(size) as *mut c_void
 }
 
 /// operator new[](size_t, align_val_t)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZnamSt11align_val_t(size: usize, align: usize) -> *mut c_void {
     new_or_die(aligned(align, size))
 }
 
 /// operator new[](size_t, align_val_t, nothrow_t)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZnamSt11align_val_tRKSt9nothrow_t(size: usize, align: usize, _nt: *const c_void) -> *mut c_void {
     aligned(align, size) as *mut c_void
 }
 
 /// operator delete(void*)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZdlPv(p: *mut c_void) {
     alloc::free(p as *mut u8, "free")
 }
 
 /// operator delete(void*, nothrow_t)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZdlPvRKSt9nothrow_t(p: *mut c_void, _nt: *const c_void) {
     alloc::free(p as *mut u8, "free")
 }
 
 /// operator delete(void*, size_t) (sized)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZdlPvm(p: *mut c_void, _size: usize) {
     alloc::free(p as *mut u8, "free")
 }
 
 /// operator delete(void*, align_val_t)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZdlPvSt11align_val_t(p: *mut c_void, _align: usize) {
     alloc::free(p as *mut u8, "free")
 }
 
 /// operator delete(void*, align_val_t, nothrow_t)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZdlPvSt11align_val_tRKSt9nothrow_t(p: *mut c_void, _align: usize, _nt: *const c_void) {
     alloc::free(p as *mut u8, "free")
 }
 
 /// operator delete(void*, size_t, align_val_t) (sized)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZdlPvmSt11align_val_t(p: *mut c_void, _size: usize, _align: usize) {
     alloc::free(p as *mut u8, "free")
 }
 
 /// operator delete[](void*)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZdaPv(p: *mut c_void) {
     alloc::free(p as *mut u8, "free")
 }
 
 /// operator delete[](void*, nothrow_t)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZdaPvRKSt9nothrow_t(p: *mut c_void, _nt: *const c_void) {
     alloc::free(p as *mut u8, "free")
 }
 
 /// operator delete[](void*, size_t) (sized)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZdaPvm(p: *mut c_void, _size: usize) {
     alloc::free(p as *mut u8, "free")
 }
 
 /// operator delete[](void*, align_val_t)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZdaPvSt11align_val_t(p: *mut c_void, _align: usize) {
     alloc::free(p as *mut u8, "free")
 }
 
 /// operator delete[](void*, align_val_t, nothrow_t)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZdaPvSt11align_val_tRKSt9nothrow_t(p: *mut c_void, _align: usize, _nt: *const c_void) {
     alloc::free(p as *mut u8, "free")
 }
 
 /// operator delete[](void*, size_t, align_val_t) (sized)
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn _ZdaPvmSt11align_val_t(p: *mut c_void, _size: usize, _align: usize) {
     alloc::free(p as *mut u8, "free")
 }

@@ -5,28 +5,28 @@ use crate::sys;
 use crate::util::{align_up_checked, MAX_REQUEST, PAGE};
 use core::ffi::c_void;
 
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
     alloc::malloc(size) as *mut c_void
 }
 
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     alloc::calloc(n, size) as *mut c_void
 }
 
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     alloc::realloc(p as *mut u8, size) as *mut c_void
 }
 
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn free(p: *mut c_void) {
     alloc::free(p as *mut u8, "free")
 }
 
 /// reallocarray: realloc(p, n * size) with the multiplication checked.
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
     match n.checked_mul(size) {
         Some(t) => alloc::realloc(p as *mut u8, t) as *mut c_void,
@@ -42,8 +42,8 @@ pub extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_
 ///
 /// # Safety
 /// `memptr` must be valid for a write (C contract).
-#[cfg_attr(feature = "export", no_mangle)]
-pub unsafe extern "C" fn posix_memalign(memptr: *mut *mut c_void, align: usize, size: usize) -> i32 {
+#[no_mangle]
+pub unsafe extern "C" fn posix_memalign(memptr: *mut *mut c_void, align: usize, size: usize) -> core::ffi::c_int {
     if !align.is_power_of_two() || align % core::mem::size_of::<usize>() != 0 {
         return libc::EINVAL;
     }
@@ -59,7 +59,7 @@ pub unsafe extern "C" fn posix_memalign(memptr: *mut *mut c_void, align: usize, 
 
 /// aligned_alloc: NULL + EINVAL for a non-power-of-two alignment; sizes that are not a
 /// multiple of the alignment are accepted (glibc and jemalloc do the same).
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
     if !align.is_power_of_two() {
         sys::set_errno(libc::EINVAL);
@@ -69,18 +69,18 @@ pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
 }
 
 /// memalign: as aligned_alloc (jemalloc rejects non-powers of two with EINVAL too).
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
     aligned_alloc(align, size)
 }
 
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn valloc(size: usize) -> *mut c_void {
     alloc::aligned(PAGE, size) as *mut c_void
 }
 
 /// pvalloc: page-aligned, size rounded up to whole pages (at least one).
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
     match align_up_checked(size.max(1), PAGE) {
         Some(s) if s <= MAX_REQUEST => alloc::aligned(PAGE, s) as *mut c_void,
@@ -93,7 +93,7 @@ pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
 
 /// # Safety
 /// `p` must be null or a live block from this allocator (misuse is reported and aborts).
-#[cfg_attr(feature = "export", no_mangle)]
+#[no_mangle]
 pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     alloc::usable_size(p as *const u8, "malloc_usable_size")
 }

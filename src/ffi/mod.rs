@@ -2,8 +2,9 @@
 //! `alloc` (so exported→exported calls never go through the GOT) and validates nothing
 //! itself beyond what C's signature forces (alignment arguments, out-parameters).
 //!
-//! `#[no_mangle]` is behind the `export` feature (on by default, off for unit tests so the
+//! The whole module is behind the `export` feature (on by default, off for unit tests so the
 //! test harness does not run on the allocator under test).
+#![cfg(feature = "export")]
 
 pub mod cxx;
 pub mod glibc;

@@ -1,0 +1,47 @@
+# oxmalloc build, test and install entry points. See README.md.
+PREFIX  ?= /usr/local
+CARGO   ?= cargo
+LIB     := target/release/liboxmalloc.so
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+# The main job: a real program under the allocator (override: make run CMD="...").
+CMD     ?= /usr/bin/python3 scripts/demo.py
+
+.PHONY: all build header test unit ctests programs run bench install clean
+
+all: build
+
+# `make` builds the release library; the header is checked in and verified by `make test`.
+build:
+	$(CARGO) build --release
+
+# Regenerates include/oxmalloc.h with cbindgen (tests/header.rs fails when it is stale).
+header:
+	OXMALLOC_BLESS=1 $(CARGO) test --no-default-features --test header
+
+# Every test: Rust unit tests, header freshness, C programs (linked and LD_PRELOAD), real programs.
+test: build unit ctests programs
+
+unit:
+	$(CARGO) test --no-default-features --lib --test header
+
+ctests: build
+	OXMALLOC_LIB=$(CURDIR)/$(LIB) $(CARGO) test --no-default-features --test ctests
+
+programs: build
+	OXMALLOC_LIB=$(CURDIR)/$(LIB) scripts/run-programs.sh
+
+run: build
+	scripts/oxrun $(CMD)
+
+bench: build
+	scripts/measure-foundation.sh
+
+install: build
+	install -D -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/liboxmalloc.so
+	install -D -m 0644 include/oxmalloc.h $(DESTDIR)$(PREFIX)/include/oxmalloc.h
+	mkdir -p $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' oxmalloc.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/oxmalloc.pc
+
+clean:
+	$(CARGO) clean
