@@ -6,7 +6,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 # The main job: a real program under the allocator (override: make run CMD="...").
 CMD     ?= /usr/bin/python3 scripts/demo.py
 
-.PHONY: all build header test unit ctests programs run bench install clean
+.PHONY: all build deps header test unit ctests programs run bench install clean
 
 all: build
 
@@ -18,8 +18,12 @@ build:
 header:
 	OXMALLOC_BLESS=1 $(CARGO) test --no-default-features --test header
 
+# Debian packages the tests use (redis, sqlite3, the peer allocators...), installed if missing.
+deps:
+	scripts/install-deps.sh
+
 # Every test: Rust unit tests, header freshness, C programs (linked and LD_PRELOAD), real programs.
-test: build unit ctests programs
+test: deps build unit ctests programs
 
 unit:
 	$(CARGO) test --no-default-features --lib --test header
