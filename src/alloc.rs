@@ -23,7 +23,8 @@ fn enomem() -> *mut u8 {
 
 #[inline(always)]
 fn small_alloc(a: &Arena, bin: usize) -> *mut u8 {
-    let p = a.bins[bin].lock.lock().alloc(&a.pac);
+    // SAFETY: `bin` comes from size2bin, < NBINS.
+    let p = unsafe { a.bins.get_unchecked(bin) }.lock.lock().alloc(&a.pac);
     if p.is_null() {
         return enomem();
     }
@@ -147,8 +148,9 @@ pub fn free(p: *mut u8, func: &str) {
     let a = arena::get(e.arena);
     let ep = e as *const Extent as *mut Extent;
     if e.is_slab {
-        // SAFETY: the rtree maps `p` to this active slab of class `e.bin`.
-        unsafe { a.bins[e.bin as usize].lock.lock().free(&a.pac, ep, p, func) }
+        // SAFETY: the rtree maps `p` to this active slab of class `e.bin` (< NBINS, set by
+        // `Pac::alloc` from a class index).
+        unsafe { a.bins.get_unchecked(e.bin as usize).lock.lock().free(&a.pac, ep, p, func) }
     } else if !a.pac.inner.lock().dalloc(ep) {
         report::misuse(func, Misuse::DoubleFree, p);
     }

@@ -14,7 +14,7 @@
 use crate::extent::{Extent, List, NO_BUCKET};
 use crate::pac::Pac;
 use crate::report::{self, Misuse};
-use crate::size_class::{NREGS, SLAB_PAGES};
+use crate::size_class::{nregs, SLAB_PAGES};
 use crate::slab::{self, RegionCheck};
 use crate::sync::Mutex;
 use crate::util::{LG_PAGE, PAGE};
@@ -66,7 +66,7 @@ impl Bin {
 
 impl BinInner {
     unsafe fn bucket_insert(&mut self, e: *mut Extent) {
-        let b = bucket_of((*e).nfree as usize, NREGS[self.bin as usize] as usize);
+        let b = bucket_of((*e).nfree as usize, nregs(self.bin as usize));
         (*e).bucket = b as u8;
         self.buckets[b].push(e);
         self.nonempty |= 1 << b;
@@ -93,7 +93,7 @@ impl BinInner {
     }
 
     /// Allocates one region; null when the OS refuses memory.
-    #[inline]
+    #[inline(always)]
     pub fn alloc(&mut self, pac: &Pac) -> *mut u8 {
         let bin = self.bin as usize;
         // SAFETY: slabs referenced by this bin are live; we hold the bin lock.
@@ -132,7 +132,7 @@ impl BinInner {
     ///
     /// # Safety
     /// `s` is the active slab of this class that the rtree returned for `p`.
-    #[inline]
+    #[inline(always)]
     pub unsafe fn free(&mut self, pac: &Pac, s: *mut Extent, p: usize, func: &str) {
         let bin = self.bin as usize;
         let i = match slab::check(s, bin, p) {
@@ -143,10 +143,16 @@ impl BinInner {
         slab::free_region(s, i);
         self.ndalloc += 1;
         self.curregs -= 1;
-        if s == self.slabcur {
-            return;
+        if s != self.slabcur {
+            self.refile(pac, s);
         }
-        let nregs = NREGS[bin] as usize;
+    }
+
+    /// Moves slab `s` (not current) after one of its regions was freed: into a bucket if it
+    /// was full, to another bucket if its fill level changed, to the page pool if empty.
+    #[inline(never)]
+    unsafe fn refile(&mut self, pac: &Pac, s: *mut Extent) {
+        let nregs = nregs(self.bin as usize);
         let nfree = (*s).nfree as usize;
         if nfree == nregs {
             if nregs > 1 {
@@ -174,7 +180,7 @@ impl BinInner {
         let s = self.slabcur;
         // SAFETY: the current slab is live; we hold the bin lock.
         unsafe {
-            if !s.is_null() && (*s).nfree as usize == NREGS[self.bin as usize] as usize {
+            if !s.is_null() && (*s).nfree as usize == nregs(self.bin as usize) {
                 self.slabcur = core::ptr::null_mut();
                 let pages = (*s).size >> LG_PAGE;
                 self.release(pac, s);
@@ -201,7 +207,7 @@ impl BinInner {
     /// Checks bucket placement and counters (tests).
     pub fn validate(&self) {
         let bin = self.bin as usize;
-        let nregs = NREGS[bin] as usize;
+        let nregs = nregs(bin);
         let mut free_in_buckets = 0;
         for (b, l) in self.buckets.iter().enumerate() {
             assert_eq!(self.nonempty & (1 << b) != 0, !l.is_empty());

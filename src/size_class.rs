@@ -120,16 +120,35 @@ static LOOKUP: [u8; (LOOKUP_MAX >> 3) + 1] = {
 pub fn size2bin(size: usize) -> usize {
     debug_assert!(size <= SMALL_MAX);
     if size <= LOOKUP_MAX {
-        LOOKUP[(size + 7) >> 3] as usize
+        // SAFETY: size ≤ LOOKUP_MAX, so the index is ≤ LOOKUP_MAX >> 3 < LOOKUP.len().
+        unsafe { *LOOKUP.get_unchecked((size + 7) >> 3) as usize }
     } else {
         size2bin_compute(size)
     }
 }
 
-/// Usable size of class `bin`.
+/// Usable size of class `bin` (< NBINS).
 #[inline(always)]
 pub fn bin_size(bin: usize) -> usize {
-    BIN_SIZE[bin % NBINS] as usize
+    debug_assert!(bin < NBINS);
+    // SAFETY: every caller passes a class index, < NBINS (size2bin's range, Extent::bin).
+    unsafe { *BIN_SIZE.get_unchecked(bin) as usize }
+}
+
+/// Regions per slab of class `bin` (< NBINS).
+#[inline(always)]
+pub fn nregs(bin: usize) -> usize {
+    debug_assert!(bin < NBINS);
+    // SAFETY: as in `bin_size`.
+    unsafe { *NREGS.get_unchecked(bin) as usize }
+}
+
+/// Division magic of class `bin` (< NBINS).
+#[inline(always)]
+pub fn div_magic(bin: usize) -> u64 {
+    debug_assert!(bin < NBINS);
+    // SAFETY: as in `bin_size`.
+    unsafe { *DIV_MAGIC.get_unchecked(bin) as u64 }
 }
 
 /// Usable size for a request of `size` bytes (size ≤ MAX_REQUEST): the class size for small

@@ -4,7 +4,7 @@
 //! lives at `addr + i·size`; `nfree == bitmap.count()` (checked by `validate`).
 
 use crate::extent::{Extent, NO_BUCKET};
-use crate::size_class::{bin_size, DIV_MAGIC, NREGS};
+use crate::size_class::{bin_size, div_magic, nregs};
 
 /// Result of checking a pointer against a slab.
 pub enum RegionCheck {
@@ -21,7 +21,7 @@ pub enum RegionCheck {
 /// # Safety
 /// `e` is an active slab extent of class `bin`, not yet visible to other threads.
 pub unsafe fn init(e: *mut Extent, bin: usize) {
-    let n = NREGS[bin] as usize;
+    let n = nregs(bin);
     (*e).bitmap.init(n);
     (*e).nfree = n as u16;
     (*e).bucket = NO_BUCKET;
@@ -31,7 +31,7 @@ pub unsafe fn init(e: *mut Extent, bin: usize) {
 ///
 /// # Safety
 /// The bin lock is held and `(*e).nfree > 0`.
-#[inline]
+#[inline(always)]
 pub unsafe fn alloc_region(e: *mut Extent, bin: usize) -> *mut u8 {
     debug_assert!((*e).nfree > 0);
     let i = match (*e).bitmap.first_set() {
@@ -47,11 +47,11 @@ pub unsafe fn alloc_region(e: *mut Extent, bin: usize) -> *mut u8 {
 ///
 /// # Safety
 /// The bin lock is held; `p` lies in `e`'s pages.
-#[inline]
+#[inline(always)]
 pub unsafe fn check(e: *const Extent, bin: usize, p: usize) -> RegionCheck {
     let off = p - (*e).addr;
-    let i = ((off as u64 * DIV_MAGIC[bin] as u64) >> 32) as usize;
-    if i * bin_size(bin) != off || i >= NREGS[bin] as usize {
+    let i = ((off as u64 * div_magic(bin)) >> 32) as usize;
+    if i * bin_size(bin) != off || i >= nregs(bin) {
         return RegionCheck::Interior;
     }
     if (*e).bitmap.get(i) {
@@ -64,7 +64,7 @@ pub unsafe fn check(e: *const Extent, bin: usize, p: usize) -> RegionCheck {
 ///
 /// # Safety
 /// The bin lock is held and region `i` is live (`check` said so).
-#[inline]
+#[inline(always)]
 pub unsafe fn free_region(e: *mut Extent, i: usize) {
     (*e).bitmap.set(i);
     (*e).nfree += 1;
@@ -77,5 +77,5 @@ pub unsafe fn free_region(e: *mut Extent, i: usize) {
 pub unsafe fn validate(e: *const Extent, bin: usize) {
     assert!((*e).is_slab && (*e).bin as usize == bin);
     assert_eq!((*e).bitmap.count(), (*e).nfree as usize);
-    assert!((*e).nfree as usize <= NREGS[bin] as usize);
+    assert!((*e).nfree as usize <= nregs(bin));
 }

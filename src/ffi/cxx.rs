@@ -2,22 +2,19 @@
 //! libjemalloc.so.2 exports: a program linked against libjemalloc resolves `new` to whichever
 //! library comes first, so without these it would mix heaps.
 //!
-//! Difference from a C++ runtime: when memory cannot be had, the throwing forms cannot throw
-//! `std::bad_alloc` (this crate is built with panic=abort, and no unwinding crosses our
-//! frames); they write `oxmalloc: operator new(): out of memory` and abort. The `nothrow` forms
-//! return null as the standard says. Sized deletes do not check the size yet.
+//! The throwing forms are naked trampolines into `cxx_new.c`: a C++ exception (std::bad_alloc,
+//! or whatever the program's new_handler throws) cannot cross a Rust frame of this
+//! panic=abort crate, so no Rust frame may be on the stack when it is thrown. The `nothrow`
+//! forms return null as the standard says. Sized deletes do not check the size yet.
 
 #![allow(non_snake_case)]
 
 use crate::alloc;
 use core::ffi::c_void;
 
-#[inline(always)]
-fn new_or_die(p: *mut u8) -> *mut c_void {
-    if p.is_null() {
-        crate::report::fatal("operator new(): out of memory");
-    }
-    p as *mut c_void
+extern "C" {
+    fn oxmalloc_cxx_new(size: usize) -> *mut c_void;
+    fn oxmalloc_cxx_new_aligned(size: usize, align: usize) -> *mut c_void;
 }
 
 /// `align_val_t` is always a power of two in valid C++; anything else is treated as misuse.
@@ -29,22 +26,33 @@ fn aligned(align: usize, size: usize) -> *mut u8 {
     alloc::aligned(align, size)
 }
 
-/// operator new(size_t)
-#[no_mangle]
-pub extern "C" fn _Znwm(size: usize) -> *mut c_void {
-    new_or_die(alloc::malloc(size))
+/// Defines a naked exported trampoline that tail-jumps to a C function (same arguments).
+macro_rules! trampoline {
+    ($(#[$doc:meta])* $name:ident ($($arg:ident: $t:ty),*) => $target:ident) => {
+        $(#[$doc])*
+        #[no_mangle]
+        #[unsafe(naked)]
+        pub extern "C" fn $name($($arg: $t),*) -> *mut c_void {
+            // A bare jump: the C function returns straight to our caller, and an exception it
+            // throws unwinds without meeting a Rust frame.
+            core::arch::naked_asm!("jmp {}", sym $target)
+        }
+    };
 }
+
+trampoline!(/// operator new(size_t)
+    _Znwm(size: usize) => oxmalloc_cxx_new);
+trampoline!(/// operator new[](size_t)
+    _Znam(size: usize) => oxmalloc_cxx_new);
+trampoline!(/// operator new(size_t, align_val_t)
+    _ZnwmSt11align_val_t(size: usize, align: usize) => oxmalloc_cxx_new_aligned);
+trampoline!(/// operator new[](size_t, align_val_t)
+    _ZnamSt11align_val_t(size: usize, align: usize) => oxmalloc_cxx_new_aligned);
 
 /// operator new(size_t, nothrow_t)
 #[no_mangle]
 pub extern "C" fn _ZnwmRKSt9nothrow_t(size: usize, _nt: *const c_void) -> *mut c_void {
     alloc::malloc(size) as *mut c_void
-}
-
-/// operator new(size_t, align_val_t)
-#[no_mangle]
-pub extern "C" fn _ZnwmSt11align_val_t(size: usize, align: usize) -> *mut c_void {
-    new_or_die(aligned(align, size))
 }
 
 /// operator new(size_t, align_val_t, nothrow_t)
@@ -53,22 +61,10 @@ pub extern "C" fn _ZnwmSt11align_val_tRKSt9nothrow_t(size: usize, align: usize, 
     aligned(align, size) as *mut c_void
 }
 
-/// operator new[](size_t)
-#[no_mangle]
-pub extern "C" fn _Znam(size: usize) -> *mut c_void {
-    new_or_die(alloc::malloc(size))
-}
-
 /// operator new[](size_t, nothrow_t)
 #[no_mangle]
 pub extern "C" fn _ZnamRKSt9nothrow_t(size: usize, _nt: *const c_void) -> *mut c_void {
     alloc::malloc(size) as *mut c_void
-}
-
-/// operator new[](size_t, align_val_t)
-#[no_mangle]
-pub extern "C" fn _ZnamSt11align_val_t(size: usize, align: usize) -> *mut c_void {
-    new_or_die(aligned(align, size))
 }
 
 /// operator new[](size_t, align_val_t, nothrow_t)

@@ -1,0 +1,16 @@
+//! Compiles src/ffi/cxx_new.c, the throwing `operator new` forms (they must be C so that a C++
+//! exception can leave them; see that file). Only for the exporting build.
+
+fn main() {
+    println!("cargo:rerun-if-changed=src/ffi/cxx_new.c");
+    if std::env::var_os("CARGO_FEATURE_EXPORT").is_none() {
+        return;
+    }
+    cc::Build::new()
+        .file("src/ffi/cxx_new.c")
+        .flag("-fexceptions")
+        .flag("-fvisibility=hidden")
+        .opt_level(2)
+        .warnings(true)
+        .compile("oxmalloc_cxx_new");
+}
