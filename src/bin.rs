@@ -170,6 +170,7 @@ impl BinInner {
     #[cold]
     unsafe fn release(&mut self, pac: &Pac, s: *mut Extent) {
         self.nslabs -= 1;
+        // SAFETY: `s` is an emptied slab of this bin, no longer in any bucket.
         if !pac.inner.lock().dalloc(s) {
             report::fatal("corrupt slab state on release");
         }

@@ -265,7 +265,10 @@ impl PacInner {
 
     /// Takes back an active extent (a large block or an emptied slab): it becomes dirty.
     /// Returns false if `e` was not active (a double free; the caller reports it).
-    pub fn dalloc(&mut self, e: *mut Extent) -> bool {
+    ///
+    /// # Safety
+    /// `e` is a live descriptor of this arena, owned by the caller (not in any set).
+    pub unsafe fn dalloc(&mut self, e: *mut Extent) -> bool {
         // SAFETY: `e` is a descriptor of this arena; we hold the lock.
         unsafe {
             if (*e).state() != State::Active {
@@ -285,7 +288,10 @@ impl PacInner {
 
     /// Grows the active large extent `e` in place to `pages` pages by taking the free extent
     /// that follows it. Returns false (nothing changed) if that is not possible.
-    pub fn expand(&mut self, e: *mut Extent, pages: usize) -> bool {
+    ///
+    /// # Safety
+    /// `e` is a live descriptor of this arena, owned by the caller (not in any set).
+    pub unsafe fn expand(&mut self, e: *mut Extent, pages: usize) -> bool {
         // SAFETY: `e` is an active large extent owned by the caller; we hold the lock.
         unsafe {
             let extra = pages - (*e).pages();
@@ -316,7 +322,10 @@ impl PacInner {
 
     /// Shrinks the active large extent `e` in place to `pages` pages; the tail becomes dirty.
     /// Returns false if no descriptor was available (nothing changed).
-    pub fn shrink(&mut self, e: *mut Extent, pages: usize) -> bool {
+    ///
+    /// # Safety
+    /// `e` is a live descriptor of this arena, owned by the caller (not in any set).
+    pub unsafe fn shrink(&mut self, e: *mut Extent, pages: usize) -> bool {
         // SAFETY: as in `expand`.
         unsafe {
             debug_assert!(pages > 0 && pages < (*e).pages());

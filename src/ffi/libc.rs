@@ -15,8 +15,10 @@ pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     alloc::calloc(n, size) as *mut c_void
 }
 
+/// # Safety
+/// C's contract: `p` is null or a live block from this allocator.
 #[no_mangle]
-pub extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     alloc::realloc(p as *mut u8, size) as *mut c_void
 }
 
@@ -26,8 +28,11 @@ pub extern "C" fn free(p: *mut c_void) {
 }
 
 /// reallocarray: realloc(p, n * size) with the multiplication checked.
+///
+/// # Safety
+/// As `realloc`.
 #[no_mangle]
-pub extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
     match n.checked_mul(size) {
         Some(t) => alloc::realloc(p as *mut u8, t) as *mut c_void,
         None => {

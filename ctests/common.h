@@ -1,0 +1,222 @@
+/*
+ * Shared helpers for the oxmalloc C test programs (ctests/api, ctests/misuse, ctests/stress).
+ *
+ * Only standard/system headers are used: the programs test the exported C ABI, never a project
+ * header. Build: cc -O2 -fno-builtin prog.c -ldl -lpthread [-loxmalloc] (tests/ctests.rs does it).
+ *
+ * -fno-builtin matters: without it the compiler may fold malloc/free pairs, "know" that
+ * malloc(SIZE_MAX) fails, or drop a memset before free, and the tests would not reach the library.
+ *
+ * Environment:
+ *   CTESTS_ALLOW_OTHER_MALLOC=1  skip the "malloc really is oxmalloc" check, so the api/stress
+ *                                programs can be sanity-checked under glibc or jemalloc.
+ *   CTESTS_EXPECT_LIB=<path>     (set by tests/ctests.rs) malloc must come from this very file,
+ *                                not just from some file named *oxmalloc* (cargo's test build of
+ *                                the crate, target/debug/deps/liboxmalloc.so, has no exports).
+ *   CTESTS_SCALE=<n>             multiply the work of the stress programs (default 1).
+ */
+#ifndef OXMALLOC_CTESTS_COMMON_H
+#define OXMALLOC_CTESTS_COMMON_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* Failure: one line with file:line, then exit(1). Never abort(): SIGABRT is what the misuse
+ * tests expect from the library, so a test bug must look different from a library report. */
+#define FAIL(...)                                                                    \
+    do {                                                                             \
+        fprintf(stderr, "CTEST FAIL %s:%d: ", __FILE__, __LINE__);                   \
+        fprintf(stderr, __VA_ARGS__);                                                \
+        fputc('\n', stderr);                                                         \
+        fflush(NULL);                                                                \
+        _exit(1);                                                                    \
+    } while (0)
+
+#define CHECK(cond, ...)                                                             \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "CTEST FAIL %s:%d: check `%s` failed: ", __FILE__,      \
+                    __LINE__, #cond);                                                \
+            fprintf(stderr, __VA_ARGS__);                                            \
+            fputc('\n', stderr);                                                     \
+            fflush(NULL);                                                            \
+            _exit(1);                                                                \
+        }                                                                            \
+    } while (0)
+
+static inline int ctests_allow_other_malloc(void) {
+    const char *e = getenv("CTESTS_ALLOW_OTHER_MALLOC");
+    return e != NULL && strcmp(e, "1") == 0;
+}
+
+/* File name of the object that provides the process-wide `malloc`, "" if unknown. */
+static inline const char *malloc_provider(void) {
+    void *f = dlsym(RTLD_DEFAULT, "malloc");
+    Dl_info i;
+    memset(&i, 0, sizeof i);
+    if (f == NULL || dladdr(f, &i) == 0 || i.dli_fname == NULL)
+        return "";
+    return i.dli_fname;
+}
+
+/* File name of the object that provides `sym` in the global scope, "" if none. */
+static inline const char *symbol_provider(const char *sym) {
+    void *f = dlsym(RTLD_DEFAULT, sym);
+    Dl_info i;
+    memset(&i, 0, sizeof i);
+    if (f == NULL || dladdr(f, &i) == 0 || i.dli_fname == NULL)
+        return "";
+    return i.dli_fname;
+}
+
+/* Whether `sym` comes from the same object as malloc. Under oxmalloc it must (api/symbols.c);
+ * under jemalloc some (pvalloc) do not, and mixing them crashes, so other-allocator runs skip
+ * those parts. */
+static inline int same_provider_as_malloc(const char *sym) {
+    return strcmp(symbol_provider(sym), malloc_provider()) == 0;
+}
+
+static inline int running_on(const char *name) {
+    return strstr(malloc_provider(), name) != NULL;
+}
+
+/* Stricter semantics (realloc(p, 0) returns a block, ...) are checked only where the allocator
+ * promises them: oxmalloc and jemalloc. glibc frees and returns NULL. */
+static inline int running_on_oxmalloc(void) { return running_on("oxmalloc"); }
+static inline int running_on_jemalloc_like(void) {
+    return running_on("oxmalloc") || running_on("jemalloc");
+}
+
+/* Every program calls this first: the test means nothing if malloc is not ours. */
+static inline void assert_oxmalloc(void) {
+    void *f = dlsym(RTLD_DEFAULT, "malloc");
+    Dl_info i;
+    memset(&i, 0, sizeof i);
+    int found = f != NULL && dladdr(f, &i) != 0 && i.dli_fname != NULL;
+    if (found && strstr(i.dli_fname, "oxmalloc") != NULL) {
+        const char *want = getenv("CTESTS_EXPECT_LIB");
+        if (want != NULL && want[0] != '\0' && !ctests_allow_other_malloc()) {
+            char a[4096], b[4096];
+            if (realpath(i.dli_fname, a) == NULL || realpath(want, b) == NULL ||
+                strcmp(a, b) != 0)
+                FAIL("malloc comes from %s, but the library under test is %s", i.dli_fname,
+                     want);
+        }
+        return;
+    }
+    if (ctests_allow_other_malloc()) {
+        fprintf(stderr, "ctests: note: malloc comes from %s (CTESTS_ALLOW_OTHER_MALLOC=1)\n",
+                found ? i.dli_fname : "<unknown>");
+        return;
+    }
+    FAIL("malloc is provided by %s, not oxmalloc (link with -loxmalloc or LD_PRELOAD it; "
+         "set CTESTS_ALLOW_OTHER_MALLOC=1 to run under another allocator)",
+         found ? i.dli_fname : "<unknown>");
+}
+
+static inline long ctests_scale(void) {
+    const char *e = getenv("CTESTS_SCALE");
+    long s = e ? strtol(e, NULL, 10) : 1;
+    return s < 1 ? 1 : s;
+}
+
+static inline size_t page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
+
+/* Small, fast, per-thread PRNG (xorshift64*). */
+static inline uint64_t rng_next(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* Byte pattern that depends on the block's tag and the offset, so a block that got another
+ * block's memory, a shifted copy or a partly copied realloc all show up. */
+static inline unsigned char pat_byte(uint64_t tag, size_t i) {
+    return (unsigned char)((tag * 131u) ^ (i * 7u) ^ (i >> 8) ^ (i >> 16));
+}
+
+static inline void fill_pattern(void *p, size_t n, uint64_t tag) {
+    unsigned char *b = (unsigned char *)p;
+    for (size_t i = 0; i < n; i++)
+        b[i] = pat_byte(tag, i);
+}
+
+/* Returns the first bad offset, or (size_t)-1 when the whole range matches. */
+static inline size_t check_pattern(const void *p, size_t n, uint64_t tag) {
+    const unsigned char *b = (const unsigned char *)p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != pat_byte(tag, i))
+            return i;
+    return (size_t)-1;
+}
+
+#define CHECK_PATTERN(p, n, tag)                                                          \
+    do {                                                                                  \
+        size_t bad_ = check_pattern((p), (n), (tag));                                     \
+        CHECK(bad_ == (size_t)-1, "block %p size %zu tag %llu: wrong byte at offset %zu " \
+              "(0x%02x, expected 0x%02x)", (void *)(p), (size_t)(n),                      \
+              (unsigned long long)(tag), bad_, ((const unsigned char *)(p))[bad_],        \
+              pat_byte((tag), bad_));                                                     \
+    } while (0)
+
+static inline int all_bytes(const void *p, size_t n, unsigned char v) {
+    const unsigned char *b = (const unsigned char *)p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != v)
+            return 0;
+    return 1;
+}
+
+static inline int is_aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
+
+/* For the misuse programs, first thing in main: check the allocator, and switch core dumps
+ * off (the expected SIGABRT would otherwise leave a core file per run on some systems). */
+static inline void misuse_begin(void) {
+    struct rlimit rl = {0, 0};
+    setrlimit(RLIMIT_CORE, &rl);
+    assert_oxmalloc();
+}
+
+/* For the misuse programs: print the pointer exactly as the library will, then make sure the
+ * harness gets it even though the process is about to die of SIGABRT. */
+static inline void announce_pointer(const void *p) {
+    printf("%p\n", p);
+    fflush(stdout);
+}
+
+/* For the misuse programs: reached only when the library did not abort. */
+static inline int misuse_not_detected(const char *what) {
+    fprintf(stderr, "CTEST FAIL: %s was not detected (the process is still alive)\n", what);
+    fflush(NULL);
+    return 3;
+}
+
+/* Keep the compiler from reasoning about a pointer (it may know what malloc returns even with
+ * -fno-builtin in some versions; cheap insurance). */
+static inline void *opaque_ptr(void *p) {
+    __asm__ volatile("" : "+r"(p));
+    return p;
+}
+
+static inline size_t opaque_size(size_t n) {
+    __asm__ volatile("" : "+r"(n));
+    return n;
+}
+
+#endif
