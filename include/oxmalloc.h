@@ -21,6 +21,10 @@
 extern "C" {
 #endif // __cplusplus
 
+extern void *oxmalloc_cxx_new(size_t size);
+
+extern void *oxmalloc_cxx_new_aligned(size_t size, size_t align);
+
 /*
  Returns empty slabs and purges every free dirty page (MADV_DONTNEED); 1 if memory was
  released, else 0. `pad` is ignored.
@@ -37,12 +41,19 @@ void *malloc(size_t size);
 
 void *calloc(size_t n, size_t size);
 
+/*
+ # Safety
+ C's contract: `p` is null or a live block from this allocator.
+ */
 void *realloc(void *p, size_t size);
 
 void free(void *p);
 
 /*
  reallocarray: realloc(p, n * size) with the multiplication checked.
+
+ # Safety
+ As `realloc`.
  */
 void *reallocarray(void *p, size_t n, size_t size);
 
