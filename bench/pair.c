@@ -10,6 +10,7 @@
  * One line per size, for scripts: "pair allocator=NAME size=S ns=X min=Y max=Z".
  */
 #define _GNU_SOURCE
+#include "common.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,28 +30,6 @@ static double now_ns(void) {
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
-}
-
-/* Name of the malloc library mapped into this process, or "glibc". */
-static void allocator_name(char *out, size_t cap) {
-    static char buf[65536];
-    int fd = open("/proc/self/maps", O_RDONLY);
-    snprintf(out, cap, "glibc");
-    if (fd < 0) return;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return;
-    buf[n] = 0;
-    for (char *line = buf; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl) *nl = 0;
-        char *path = strrchr(line, '/');
-        if (path && strstr(path, "malloc") && strstr(path, ".so")) {
-            snprintf(out, cap, "%s", path + 1);
-            return;
-        }
-        line = nl ? nl + 1 : NULL;
-    }
 }
 
 static double run(size_t size, long n) {

@@ -14,6 +14,7 @@
  * Last line, for scripts: "reuse allocator=NAME peak_ratio=X net_peak_ratio=Y".
  */
 #define _GNU_SOURCE
+#include "common.h"
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,28 +43,6 @@ static size_t status_kb(const char *key) {
 }
 static size_t rss(void) { return status_kb("VmRSS") * 1024; }
 static size_t hwm(void) { return status_kb("VmHWM") * 1024; }
-
-/* Name of the malloc library mapped into this process, or "glibc". */
-static void allocator_name(char *out, size_t cap) {
-    char buf[65536];
-    int fd = open("/proc/self/maps", O_RDONLY);
-    snprintf(out, cap, "glibc");
-    if (fd < 0) return;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return;
-    buf[n] = 0;
-    for (char *line = buf; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl) *nl = 0;
-        char *path = strrchr(line, '/');
-        if (path && strstr(path, "malloc") && strstr(path, ".so")) {
-            snprintf(out, cap, "%s", path + 1);
-            return;
-        }
-        line = nl ? nl + 1 : NULL;
-    }
-}
 
 static void **map_array(size_t count) {
     void **a = mmap(NULL, count * sizeof(void *), PROT_READ | PROT_WRITE,
