@@ -5,7 +5,7 @@
 //! descriptors through `ExtentPool`). Never calls malloc; thread-safe through one lock
 //! (rank 4 in `sync`). Counts every byte it maps for `stats.metadata`.
 
-use crate::sync::Mutex;
+use crate::sync::{Mutex, Rank};
 use crate::sys;
 use crate::util::{align_up, PAGE};
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +26,7 @@ pub struct Base {
     mapped: AtomicUsize,
 }
 
-pub static BASE: Base = Base { bump: Mutex::new(Bump { next: 0, end: 0 }), mapped: AtomicUsize::new(0) };
+pub static BASE: Base = Base { bump: Mutex::ranked(Rank::Base, Bump { next: 0, end: 0 }), mapped: AtomicUsize::new(0) };
 
 impl Base {
     /// Returns `size` zeroed bytes aligned to `align` (power of two, ≤ PAGE), or null when the

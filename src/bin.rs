@@ -16,7 +16,7 @@ use crate::pac::Pac;
 use crate::report::{self, Misuse};
 use crate::size_class::{nregs, SLAB_PAGES};
 use crate::slab::{self, RegionCheck};
-use crate::sync::Mutex;
+use crate::sync::{Mutex, Rank};
 use crate::util::{LG_PAGE, PAGE};
 
 const NBUCKETS: usize = 64;
@@ -50,7 +50,7 @@ fn bucket_of(nfree: usize, nregs: usize) -> usize {
 impl Bin {
     pub const fn new(bin: u8) -> Self {
         Bin {
-            lock: Mutex::new(BinInner {
+            lock: Mutex::ranked(Rank::Bin, BinInner {
                 bin,
                 slabcur: core::ptr::null_mut(),
                 buckets: [List::new(); NBUCKETS],

@@ -13,7 +13,7 @@
 use crate::extent::{Extent, ExtentPool, State};
 use crate::eset::Eset;
 use crate::rtree;
-use crate::sync::Mutex;
+use crate::sync::{Mutex, Rank};
 use crate::sys;
 use crate::util::{align_up, LG_PAGE, PAGE};
 
@@ -78,7 +78,7 @@ pub struct Pac {
 impl Pac {
     pub const fn new(arena: u8) -> Self {
         Pac {
-            inner: Mutex::new(PacInner {
+            inner: Mutex::ranked(Rank::Pac, PacInner {
                 arena,
                 dirty: Eset::new(State::Dirty),
                 muzzy: Eset::new(State::Muzzy),

@@ -12,7 +12,7 @@
 
 use crate::base::BASE;
 use crate::extent::Extent;
-use crate::sync::Mutex;
+use crate::sync::{Mutex, Rank};
 use crate::util::LG_PAGE;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
@@ -25,7 +25,7 @@ type Leaf = [AtomicPtr<Extent>; LEAF_LEN];
 #[allow(clippy::declare_interior_mutable_const)]
 const NULL_LEAF: AtomicPtr<Leaf> = AtomicPtr::new(core::ptr::null_mut());
 static ROOT: [AtomicPtr<Leaf>; 1 << ROOT_BITS] = [NULL_LEAF; 1 << ROOT_BITS];
-static LEAF_LOCK: Mutex<()> = Mutex::new(());
+static LEAF_LOCK: Mutex<()> = Mutex::ranked(Rank::RtreeLeaf, ());
 
 #[inline(always)]
 fn split(addr: usize) -> (usize, usize) {

@@ -9,7 +9,9 @@
 //!   2. `Pac::lock` of an arena (the page allocator, extent sets, emap writes);
 //!   3. the rtree's leaf-installation lock;
 //!   4. `Base`'s bump lock (metadata allocator).
-//! A lower-ranked lock is never requested while a higher-ranked one is held.
+//! A lower-ranked lock is never requested while a higher-ranked one is held. Debug builds
+//! (and so every unit test) check this on each acquisition: `Rank` below, a per-thread mask
+//! of held ranks, and a fatal line on violation. Release builds compile the check away.
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -19,10 +21,69 @@ const LOCKED: u32 = 1;
 /// Locked, and at least one thread may be sleeping on the futex.
 const CONTENDED: u32 = 2;
 
+/// Lock ranks, in acquisition order (see the module header).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Rank {
+    /// Not part of the allocator's order (test locks).
+    Unranked = 0,
+    Bin = 1,
+    Pac = 2,
+    RtreeLeaf = 3,
+    Base = 4,
+}
+
+#[cfg(debug_assertions)]
+mod witness {
+    use super::Rank;
+    use core::cell::Cell;
+
+    std::thread_local! {
+        /// Bit r set ⇔ this thread holds a lock of rank r (counts per rank for same-rank locks).
+        static HELD: Cell<[u8; 5]> = const { Cell::new([0; 5]) };
+    }
+
+    pub fn acquire(r: Rank) {
+        if r == Rank::Unranked {
+            return;
+        }
+        let _ = HELD.try_with(|h| {
+            let mut v = h.get();
+            if v[r as usize + 1..].iter().any(|&n| n > 0) {
+                crate::report::fatal("lock order violated: a lower-ranked lock taken while a higher one is held");
+            }
+            v[r as usize] += 1;
+            h.set(v);
+        });
+    }
+
+    pub fn release(r: Rank) {
+        if r == Rank::Unranked {
+            return;
+        }
+        let _ = HELD.try_with(|h| {
+            let mut v = h.get();
+            v[r as usize] = v[r as usize].saturating_sub(1);
+            h.set(v);
+        });
+    }
+}
+
+#[cfg(not(debug_assertions))]
+mod witness {
+    use super::Rank;
+    #[inline(always)]
+    pub fn acquire(_: Rank) {}
+    #[inline(always)]
+    pub fn release(_: Rank) {}
+}
+
 /// A mutual-exclusion lock around a `T`.
 pub struct Mutex<T> {
     /// Sync: the lock word itself (atomic).
     state: AtomicU32,
+    /// Position in the lock order (immutable).
+    rank: Rank,
     /// Sync: only accessed through a `MutexGuard`, i.e. while `state != UNLOCKED` by us.
     data: UnsafeCell<T>,
 }
@@ -38,12 +99,19 @@ pub struct MutexGuard<'a, T> {
 }
 
 impl<T> Mutex<T> {
+    /// A lock outside the allocator's order (tests).
     pub const fn new(v: T) -> Self {
-        Mutex { state: AtomicU32::new(UNLOCKED), data: UnsafeCell::new(v) }
+        Self::ranked(Rank::Unranked, v)
+    }
+
+    /// A lock at position `rank` of the allocator's order.
+    pub const fn ranked(rank: Rank, v: T) -> Self {
+        Mutex { state: AtomicU32::new(UNLOCKED), rank, data: UnsafeCell::new(v) }
     }
 
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
+        witness::acquire(self.rank);
         if self
             .state
             .compare_exchange_weak(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
@@ -75,6 +143,7 @@ impl<T> Mutex<T> {
 
     #[inline]
     fn unlock(&self) {
+        witness::release(self.rank);
         if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
             crate::sys::futex_wake_one(&self.state);
         }
@@ -98,6 +167,7 @@ impl<T> Mutex<T> {
     /// # Safety
     /// Only in a fork child whose only thread is the caller, after a `raw_lock` in the parent.
     pub unsafe fn reset_after_fork(&self) {
+        witness::release(self.rank);
         self.state.store(UNLOCKED, Ordering::Relaxed);
     }
 
@@ -153,5 +223,37 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(*M.lock(), 400_000);
+    }
+
+    /// Run only as a child of `rank_violation_aborts`.
+    #[test]
+    #[ignore]
+    fn child_takes_ranks_backwards() {
+        let pac = Mutex::ranked(Rank::Pac, ());
+        let bin = Mutex::ranked(Rank::Bin, ());
+        let _b = pac.lock();
+        let _a = bin.lock(); // must abort in debug builds
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    fn rank_violation_aborts() {
+        use std::os::unix::process::ExitStatusExt;
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "sync::tests::child_takes_ranks_backwards"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("oxmalloc: lock order violated"));
+    }
+
+    #[test]
+    fn rank_order_is_accepted() {
+        let bin = Mutex::ranked(Rank::Bin, ());
+        let pac = Mutex::ranked(Rank::Pac, ());
+        let base = Mutex::ranked(Rank::Base, ());
+        let _a = bin.lock();
+        let _b = pac.lock();
+        let _c = base.lock();
     }
 }
