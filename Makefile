@@ -6,7 +6,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 # The main job: a real program under the allocator (override: make run CMD="...").
 CMD     ?= /usr/bin/python3 scripts/demo.py
 
-.PHONY: all build deps header test unit ctests programs run bench install clean
+.PHONY: all build deps header test unit ctests programs run bench bench-foundation install clean
 
 # `make` builds the release library and regenerates the header; `make test` only checks that
 # the checked-in header is current (so a stale commit fails CI).
@@ -38,7 +38,13 @@ programs: build
 run: build
 	scripts/oxrun $(CMD)
 
+# The benchmark suite: every workload under oxmalloc, glibc, jemalloc, mimalloc, tcmalloc
+# (tables, target/bench/{results,summary}.csv, target/bench/chart.svg). QUICK=1 for a short run.
 bench: build
+	scripts/bench.sh
+
+# The foundation issue's two figures: ns per malloc+free pair and cross-class reuse RSS.
+bench-foundation: build
 	scripts/measure-foundation.sh
 
 install: build

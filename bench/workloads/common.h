@@ -1,0 +1,106 @@
+/* Shared helpers for the oxmalloc workload programs (bench/workloads/NAME.c).
+ *
+ * Every program prints exactly one line on stdout:
+ *   RESULT workload=W param=P allocator=A ops_per_sec=X ns_per_op=Y peak_rss_kib=N [extra k=v...]
+ * "allocator" is the basename of the malloc library found in /proc/self/maps (or "glibc"),
+ * so the runner can check that the LD_PRELOAD really took effect.
+ *
+ * Environment: BENCH_QUICK=1 shortens the timed phase (QUICK mode of scripts/bench.sh).
+ */
+#ifndef OXBENCH_COMMON_H
+#define OXBENCH_COMMON_H
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Calls go through volatile pointers: the compiler cannot elide or fuse the pairs. */
+static void *(*volatile b_malloc)(size_t) = malloc;
+static void (*volatile b_free)(void *) = free;
+static void *(*volatile b_realloc)(void *, size_t) = realloc;
+static void *(*volatile b_calloc)(size_t, size_t) = calloc;
+
+static inline double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline int bench_quick(void) {
+    const char *q = getenv("BENCH_QUICK");
+    return q && *q && strcmp(q, "0") != 0;
+}
+
+/* Seconds of timed work per run: full 0.5-1.0 s depending on the caller, quick ~1/4. */
+static inline double bench_budget(double full) { return bench_quick() ? full / 4.0 : full; }
+
+/* xorshift64* */
+static inline uint64_t rng_next(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+static inline uint64_t rng_below(uint64_t *s, uint64_t n) { return (rng_next(s) >> 11) % n; }
+
+/* Value (KiB) of a "Key:" line of /proc/self/status, or -1. */
+static long status_kib(const char *key) {
+    char line[256];
+    long v = -1;
+    size_t kl = strlen(key);
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, kl) == 0 && line[kl] == ':') {
+            v = strtol(line + kl + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+/* Basename of the malloc library mapped into this process, or "glibc". Uses raw
+ * open/read into a static buffer so the check itself does not allocate. */
+static const char *allocator_name(void) {
+    static char buf[1 << 17];
+    static char name[256];
+    int fd = open("/proc/self/maps", O_RDONLY);
+    snprintf(name, sizeof name, "glibc");
+    if (fd < 0) return name;
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)n;
+    close(fd);
+    buf[len] = 0;
+    for (char *line = buf; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        char *base = strrchr(line, '/');
+        if (base && strstr(base, "malloc") && strstr(base, ".so")) {
+            snprintf(name, sizeof name, "%s", base + 1);
+            return name;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return name;
+}
+
+/* Prints the RESULT line; `extra` is appended verbatim (may be ""). */
+static void report(const char *workload, const char *param, double ops, double secs, const char *extra) {
+    double ops_per_sec = secs > 0 ? ops / secs : 0;
+    double ns_per_op = ops > 0 ? secs * 1e9 / ops : 0;
+    printf("RESULT workload=%s param=%s allocator=%s ops_per_sec=%.1f ns_per_op=%.3f peak_rss_kib=%ld%s%s\n",
+           workload, param, allocator_name(), ops_per_sec, ns_per_op, status_kib("VmHWM"),
+           (extra && *extra) ? " " : "", extra ? extra : "");
+    fflush(stdout);
+}
+
+#endif
