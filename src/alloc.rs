@@ -160,7 +160,10 @@ pub fn free(p: *mut u8, func: &str) {
     }
 }
 
-/// Usable size of the live block `p` (0 for null).
+/// Usable size of the live block `p` (0 for null), for `malloc_usable_size`, which some
+/// programs (Redis) call on every allocation: it takes no lock. It reports pointers that are
+/// not ours, interior pointers and freed large blocks; whether a small block is already free
+/// needs the bin lock and is left to `free` and `realloc`.
 pub fn usable_size(p: *const u8, func: &str) -> usize {
     if p.is_null() {
         return 0;
@@ -168,19 +171,30 @@ pub fn usable_size(p: *const u8, func: &str) -> usize {
     let p = p as usize;
     let e = lookup_live(p, func);
     if e.is_slab {
-        let a = arena::get(e.arena);
-        let g = a.bins[e.bin as usize].lock.lock();
-        // SAFETY: we hold the bin lock; `e` is the slab holding `p`.
-        match unsafe { crate::slab::check(e, e.bin as usize, p) } {
-            crate::slab::RegionCheck::Live(_) => {}
-            crate::slab::RegionCheck::Interior => report::misuse(func, Misuse::InteriorPointer, p),
-            crate::slab::RegionCheck::AlreadyFree => report::misuse(func, Misuse::DoubleFree, p),
+        if crate::slab::region_index(e, e.bin as usize, p).is_none() {
+            report::misuse(func, Misuse::InteriorPointer, p);
         }
-        drop(g);
         bin_size(e.bin as usize)
     } else {
         e.size
     }
+}
+
+/// As `usable_size`, and a small block must not be free already (checked under the bin lock).
+fn checked_usable_size(p: *const u8, func: &str) -> usize {
+    let size = usable_size(p, func);
+    let e = lookup_live(p as usize, func);
+    if e.is_slab {
+        let a = arena::get(e.arena);
+        let _g = a.bins[e.bin as usize].lock.lock();
+        // SAFETY: we hold the bin lock; `e` is the slab holding `p`.
+        if let crate::slab::RegionCheck::AlreadyFree =
+            unsafe { crate::slab::check(e, e.bin as usize, p as usize) }
+        {
+            report::misuse(func, Misuse::DoubleFree, p as usize);
+        }
+    }
+    size
 }
 
 /// realloc(p, size). `realloc(p, 0)` with a non-null `p` frees it and returns null, errno
@@ -200,10 +214,10 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     }
     if size > MAX_REQUEST {
         // Validate `p` first so misuse is still reported, then fail without touching it.
-        let _ = usable_size(p, "realloc");
+        let _ = checked_usable_size(p, "realloc");
         return enomem();
     }
-    let old = usable_size(p, "realloc");
+    let old = checked_usable_size(p, "realloc");
     let e = rtree::lookup(p as usize);
     // SAFETY: `usable_size` validated that `p` is a live block with descriptor `e`.
     let e = &mut *e;
@@ -348,8 +362,12 @@ mod tests {
         }
     }
 
+    /// Tests that measure arena 0's mapped bytes must not run beside the random walk.
+    static ARENA0_EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn random_walk_threads() {
+        let _x = ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
         let hs: std::vec::Vec<_> = (0..4u64)
             .map(|t| std::thread::spawn(move || walk(0x9E37_79B9_7F4A_7C15 ^ t, 30_000)))
             .collect();
@@ -394,6 +412,7 @@ mod tests {
         // 8 MiB of 64-byte objects, freed, then 8 MiB of 4 KiB objects: the second wave must
         // fit in the pages the first left behind (other tests may run alongside, so allow
         // slack).
+        let _x = ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
         let a = arena::choose();
         let mapped0 = a.pac.inner.lock().mapped;
         let small: std::vec::Vec<_> = (0..(8 << 20) / 64).map(|_| malloc(64)).collect();

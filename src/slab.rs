@@ -49,15 +49,28 @@ pub unsafe fn alloc_region(e: *mut Extent, bin: usize) -> *mut u8 {
 /// The bin lock is held; `p` lies in `e`'s pages.
 #[inline(always)]
 pub unsafe fn check(e: *const Extent, bin: usize, p: usize) -> RegionCheck {
-    let off = p - (*e).addr;
-    let i = ((off as u64 * div_magic(bin)) >> 32) as usize;
-    if i * bin_size(bin) != off || i >= nregs(bin) {
-        return RegionCheck::Interior;
-    }
+    let i = match region_index(&*e, bin, p) {
+        Some(i) => i,
+        None => return RegionCheck::Interior,
+    };
     if (*e).bitmap.get(i) {
         return RegionCheck::AlreadyFree;
     }
     RegionCheck::Live(i)
+}
+
+/// Index of the region starting at `p` in slab `e` of class `bin`, or None for a pointer that
+/// is not at a region start. Needs no lock: `addr` and the class are immutable while the slab
+/// is active. `p` lies in `e`'s pages.
+#[inline(always)]
+pub fn region_index(e: &Extent, bin: usize, p: usize) -> Option<usize> {
+    let off = p - e.addr;
+    let i = ((off as u64 * div_magic(bin)) >> 32) as usize;
+    if i * bin_size(bin) != off || i >= nregs(bin) {
+        None
+    } else {
+        Some(i)
+    }
 }
 
 /// Returns region `i` to the slab.
