@@ -1,16 +1,29 @@
-//! An arena: the bins of every small class plus a page allocator, i.e. a self-contained heap.
+//! Arenas: self-contained heaps (the bins of every small class plus a page allocator), and
+//! the table that creates them on demand and assigns threads to them.
 //!
 //! Contract: every extent belongs to exactly one arena (`Extent::arena`), and frees go back to
-//! that arena whichever thread makes them. This issue ships one arena; the table is sized for
-//! more (thread-to-arena assignment comes with thread caches).
+//! that arena whichever thread makes them (thread caches batch such remote frees and return
+//! them one bin lock per batch). Arena 0 is a static; arenas 1.. are made on demand in `base`
+//! memory, up to `narenas` (default: see `default_narenas`), never destroyed. A thread is
+//! bound to an arena when its cache is created: the one with the fewest bound threads (ties:
+//! lowest index, so arenas are created in order and the table has no holes).
 //!
 //! Sync: each bin has its lock, the page allocator has its lock (see `sync` for the order).
+//! The table: slots are written once, under `CREATE` (rank 2), published with Release; readers
+//! load with Acquire. Thread counts are relaxed atomics (a balancing hint only).
 
+use crate::base::BASE;
 use crate::bin::Bin;
 use crate::pac::Pac;
 use crate::size_class::NBINS;
+use crate::sync::{Mutex, Rank};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+
+/// Arena indices are stored in a byte of every extent.
+pub const MAX_ARENAS: usize = 256;
 
 pub struct Arena {
+    /// Index in the table. Immutable.
     pub id: u8,
     pub bins: [Bin; NBINS],
     pub pac: Pac,
@@ -27,6 +40,18 @@ impl Arena {
         Arena { id, bins, pac: Pac::new(id) }
     }
 
+    /// Initializes a zeroed arena in place (36 KiB: not built on the stack).
+    ///
+    /// # Safety
+    /// `this` points to zeroed memory nobody else sees yet.
+    unsafe fn init_zeroed(this: *mut Arena, id: u8) {
+        core::ptr::addr_of_mut!((*this).id).write(id);
+        for i in 0..NBINS {
+            core::ptr::addr_of_mut!((*this).bins[i]).write(Bin::new(i as u8));
+        }
+        Pac::init_zeroed(core::ptr::addr_of_mut!((*this).pac), id);
+    }
+
     /// Checks every bin and the page allocator (tests, debugging).
     pub fn validate(&self) {
         for b in self.bins.iter() {
@@ -36,14 +61,14 @@ impl Arena {
     }
 
     /// Takes every lock of the arena in rank order (fork prepare).
-    pub fn prefork(&self) {
+    fn prefork(&self) {
         for b in self.bins.iter() {
             b.lock.raw_lock();
         }
         self.pac.prefork();
     }
 
-    pub fn postfork_parent(&self) {
+    fn postfork_parent(&self) {
         self.pac.postfork_parent();
         for b in self.bins.iter().rev() {
             // SAFETY: taken in `prefork` by this thread.
@@ -51,7 +76,7 @@ impl Arena {
         }
     }
 
-    pub fn postfork_child(&self) {
+    fn postfork_child(&self) {
         self.pac.postfork_child();
         for b in self.bins.iter() {
             // SAFETY: fork child, single thread, after `prefork`.
@@ -60,17 +85,159 @@ impl Arena {
     }
 }
 
-/// The arenas. Sync: immutable statics (interior locks).
-pub static ARENAS: [Arena; 1] = [Arena::new(0)];
+static ARENA0: Arena = Arena::new(0);
 
-/// The arena with index `i` (as stored in an extent).
-#[inline(always)]
-pub fn get(i: u8) -> &'static Arena {
-    &ARENAS[i as usize % ARENAS.len()]
+/// The table. Sync: see the module header.
+static TABLE: [AtomicPtr<Arena>; MAX_ARENAS] = {
+    let mut t = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_ARENAS];
+    t[0] = AtomicPtr::new(&ARENA0 as *const Arena as *mut Arena);
+    t
+};
+/// Threads bound to each arena. Sync: relaxed atomics.
+static NTHREADS: [AtomicU32; MAX_ARENAS] = [const { AtomicU32::new(0) }; MAX_ARENAS];
+/// Serializes creation (and freezes the table around fork).
+static CREATE: Mutex<()> = Mutex::ranked(Rank::Arenas, ());
+/// How many arenas threads are spread over (set once by `init`, before threads exist; 1..=256).
+static NARENAS: AtomicUsize = AtomicUsize::new(1);
+
+/// jemalloc uses 4 arenas per CPU; we use 1 per CPU: measured on 2 cores (`make bench`,
+/// README), more arenas than CPUs bought no throughput for thread caches that already absorb
+/// almost every call, and each arena keeps its own partly used slabs.
+pub fn default_narenas() -> usize {
+    crate::sys::ncpus().clamp(1, MAX_ARENAS)
 }
 
-/// The arena the calling thread allocates from.
+/// Sets the arena count (init only).
+pub fn set_narenas(n: usize) {
+    NARENAS.store(n.clamp(1, MAX_ARENAS), Ordering::Relaxed);
+}
+
+pub fn narenas() -> usize {
+    NARENAS.load(Ordering::Relaxed)
+}
+
+/// The arena with index `i` (as stored in an extent, hence created).
 #[inline(always)]
-pub fn choose() -> &'static Arena {
-    &ARENAS[0]
+pub fn get(i: u8) -> &'static Arena {
+    let p = TABLE[i as usize].load(Ordering::Acquire);
+    debug_assert!(!p.is_null());
+    // SAFETY: extents only name arenas that were created (published before any extent of
+    // theirs existed); arenas are never destroyed.
+    unsafe { &*p }
+}
+
+/// Arena `i` if it exists.
+pub fn try_get(i: usize) -> Option<&'static Arena> {
+    let p = TABLE.get(i)?.load(Ordering::Acquire);
+    // SAFETY: as in `get`.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// Every arena created so far, in index order.
+pub fn all() -> impl Iterator<Item = &'static Arena> {
+    (0..MAX_ARENAS).map_while(try_get)
+}
+
+/// The arena for calls made without a thread cache (during cache set-up, after thread exit).
+#[inline(always)]
+pub fn fallback() -> &'static Arena {
+    &ARENA0
+}
+
+/// Binds the calling thread to the least loaded of the first `narenas` arenas, creating it
+/// if needed (arena 0 when creation fails).
+pub fn bind() -> &'static Arena {
+    let n = narenas();
+    let mut best = 0;
+    let mut best_load = u32::MAX;
+    for (i, c) in NTHREADS.iter().enumerate().take(n) {
+        let l = c.load(Ordering::Relaxed);
+        if l < best_load {
+            best = i;
+            best_load = l;
+        }
+    }
+    let a = match try_get(best) {
+        Some(a) => a,
+        None => create(best).unwrap_or(&ARENA0),
+    };
+    NTHREADS[a.id as usize].fetch_add(1, Ordering::Relaxed);
+    a
+}
+
+/// Undoes one `bind` (thread exit).
+pub fn unbind(a: &Arena) {
+    NTHREADS[a.id as usize].fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Fork child: the only thread left counts once for its arena.
+pub fn rebind_after_fork(a: &Arena) {
+    NTHREADS[a.id as usize].store(1, Ordering::Relaxed);
+}
+
+/// Creates arena `i` (and any missing one below it, so the table stays dense).
+fn create(i: usize) -> Option<&'static Arena> {
+    let _g = CREATE.lock();
+    for j in 0..=i {
+        if TABLE[j].load(Ordering::Acquire).is_null() {
+            let p = BASE.alloc(core::mem::size_of::<Arena>(), 64) as *mut Arena;
+            if p.is_null() {
+                return None;
+            }
+            // SAFETY: `p` is fresh zeroed metadata memory of the right size, unseen by others.
+            unsafe { Arena::init_zeroed(p, j as u8) };
+            TABLE[j].store(p, Ordering::Release);
+        }
+    }
+    try_get(i)
+}
+
+/// Fork prepare: freeze the table, then take every arena's locks in order.
+pub fn prefork() {
+    CREATE.raw_lock();
+    for a in all() {
+        a.prefork();
+    }
+}
+
+pub fn postfork_parent() {
+    let n = all().count();
+    for i in (0..n).rev() {
+        get(i as u8).postfork_parent();
+    }
+    // SAFETY: taken in `prefork` by this thread.
+    unsafe { CREATE.force_unlock() };
+}
+
+pub fn postfork_child() {
+    for a in all() {
+        a.postfork_child();
+    }
+    // SAFETY: fork child, single thread, taken in `prefork`.
+    unsafe { CREATE.reset_after_fork() };
+    for c in NTHREADS.iter() {
+        c.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_arenas_are_dense_and_usable() {
+        let a = create(3).expect("arena 3");
+        assert_eq!(a.id, 3);
+        for i in 0..=3 {
+            assert_eq!(try_get(i).unwrap().id as usize, i);
+        }
+        let e = a.pac.inner.lock().alloc(2, crate::util::PAGE, None);
+        assert!(!e.is_null());
+        // SAFETY: `e` is the active extent just allocated from arena 3.
+        unsafe {
+            assert_eq!((*e).arena, 3);
+            assert!(a.pac.inner.lock().dalloc(e));
+        }
+        a.validate();
+    }
 }

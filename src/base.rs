@@ -3,7 +3,7 @@
 //! Contract: feeds extent descriptors, arenas, rtree leaves and the reservation table. Memory
 //! comes back zeroed and is never returned (callers recycle their own objects, e.g. extent
 //! descriptors through `ExtentPool`). Never calls malloc; thread-safe through one lock
-//! (rank 4 in `sync`). Counts every byte it maps for `stats.metadata`.
+//! (rank 6 in `sync`). Counts every byte it maps for `stats.metadata`.
 
 use crate::sync::{Mutex, Rank};
 use crate::sys;

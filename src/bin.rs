@@ -8,8 +8,8 @@
 //! the arena's page pool at once, where any class or a large block can reuse its pages (the
 //! current slab is kept even when empty, so a malloc/free pair never churns the page pool).
 //!
-//! Sync: everything in `BinInner` is under `Bin::lock` (rank 1); slab creation and release
-//! take the arena's Pac lock inside it (rank 2).
+//! Sync: everything in `BinInner` is under `Bin::lock` (rank 3); slab creation and release
+//! take the arena's Pac lock inside it (rank 4).
 
 use crate::extent::{Extent, List, NO_BUCKET};
 use crate::pac::Pac;
@@ -20,6 +20,16 @@ use crate::sync::{Mutex, Rank};
 use crate::util::{LG_PAGE, PAGE};
 
 const NBUCKETS: usize = 64;
+/// Buckets from this one up hold slabs at most ~75 % full (nfree > nregs / 4).
+const SPARSE_BUCKET: u8 = (NBUCKETS / 4) as u8;
+
+/// Whether a slab with bucket index `bucket` (read lock-free from its extent) is a sparse,
+/// non-current slab whose frees should bypass thread caches (see `tcache`). Current and full
+/// slabs carry NO_BUCKET and are never sparse.
+#[inline(always)]
+pub fn is_sparse(bucket: u8) -> bool {
+    bucket.wrapping_sub(SPARSE_BUCKET) < NBUCKETS as u8 - SPARSE_BUCKET
+}
 
 pub struct BinInner {
     /// Size class.
@@ -66,19 +76,19 @@ impl Bin {
 
 impl BinInner {
     unsafe fn bucket_insert(&mut self, e: *mut Extent) {
-        let b = bucket_of((*e).nfree as usize, nregs(self.bin as usize));
-        (*e).bucket = b as u8;
+        let b = bucket_of((*e).nfree(), nregs(self.bin as usize));
+        (*e).set_bucket(b as u8);
         self.buckets[b].push(e);
         self.nonempty |= 1 << b;
     }
 
     unsafe fn bucket_remove(&mut self, e: *mut Extent) {
-        let b = (*e).bucket as usize % NBUCKETS;
+        let b = (*e).bucket() as usize % NBUCKETS;
         self.buckets[b].remove(e);
         if self.buckets[b].is_empty() {
             self.nonempty &= !(1 << b);
         }
-        (*e).bucket = NO_BUCKET;
+        (*e).set_bucket(NO_BUCKET);
     }
 
     /// Removes and returns the fullest non-full slab, or null.
@@ -99,7 +109,7 @@ impl BinInner {
         // SAFETY: slabs referenced by this bin are live; we hold the bin lock.
         unsafe {
             let mut s = self.slabcur;
-            if s.is_null() || (*s).nfree == 0 {
+            if s.is_null() || (*s).nfree() == 0 {
                 s = self.refill(pac);
                 if s.is_null() {
                     return core::ptr::null_mut();
@@ -109,6 +119,29 @@ impl BinInner {
             self.curregs += 1;
             slab::alloc_region(s, bin)
         }
+    }
+
+    /// Takes up to `n` regions (fullest slabs first, lowest addresses first within a slab)
+    /// into `out[0..]`; returns how many (fewer only when the OS refuses memory).
+    ///
+    /// # Safety
+    /// `out` has room for `n` pointers.
+    pub unsafe fn alloc_batch(&mut self, pac: &Pac, out: *mut *mut u8, n: usize) -> usize {
+        let bin = self.bin as usize;
+        let mut got = 0;
+        while got < n {
+            let mut s = self.slabcur;
+            if s.is_null() || (*s).nfree() == 0 {
+                s = self.refill(pac);
+                if s.is_null() {
+                    break;
+                }
+            }
+            got += slab::alloc_regions(s, bin, out.add(got), n - got);
+        }
+        self.nmalloc += got as u64;
+        self.curregs += got;
+        got
     }
 
     /// Makes a slab with free regions current: the fullest non-full one, else a new one.
@@ -153,7 +186,7 @@ impl BinInner {
     #[inline(never)]
     unsafe fn refile(&mut self, pac: &Pac, s: *mut Extent) {
         let nregs = nregs(self.bin as usize);
-        let nfree = (*s).nfree as usize;
+        let nfree = (*s).nfree();
         if nfree == nregs {
             if nregs > 1 {
                 self.bucket_remove(s);
@@ -161,7 +194,7 @@ impl BinInner {
             self.release(pac, s);
         } else if nfree == 1 {
             self.bucket_insert(s); // was full
-        } else if bucket_of(nfree, nregs) != (*s).bucket as usize {
+        } else if bucket_of(nfree, nregs) != (*s).bucket() as usize {
             self.bucket_remove(s);
             self.bucket_insert(s);
         }
@@ -181,7 +214,7 @@ impl BinInner {
         let s = self.slabcur;
         // SAFETY: the current slab is live; we hold the bin lock.
         unsafe {
-            if !s.is_null() && (*s).nfree as usize == nregs(self.bin as usize) {
+            if !s.is_null() && (*s).nfree() == nregs(self.bin as usize) {
                 self.slabcur = core::ptr::null_mut();
                 let pages = (*s).size >> LG_PAGE;
                 self.release(pac, s);
@@ -217,7 +250,7 @@ impl BinInner {
                 // SAFETY: as in `nonfull_slabs`.
                 unsafe {
                     slab::validate(e, bin);
-                    let nf = (*e).nfree as usize;
+                    let nf = (*e).nfree();
                     assert!(nf > 0 && nf < nregs, "full or empty slab in a bucket");
                     assert_eq!(bucket_of(nf, nregs), b);
                     free_in_buckets += nf;

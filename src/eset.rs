@@ -45,6 +45,14 @@ impl Eset {
         Eset { bins: [List::new(); NSETBINS], nonempty: [0; WORDS], npages: 0, nextents: 0, state }
     }
 
+    /// Initializes a zeroed set in place (empty lists, zero counts): only the state is written.
+    ///
+    /// # Safety
+    /// `this` points to zeroed memory nobody else sees yet.
+    pub unsafe fn init_zeroed(this: *mut Self, state: State) {
+        core::ptr::addr_of_mut!((*this).state).write(state);
+    }
+
     /// Adds a free extent (already in this set's state, boundaries registered by the caller).
     ///
     /// # Safety

@@ -13,7 +13,7 @@
 use crate::base::BASE;
 use crate::bitmap::Bitmap;
 use crate::util::LG_PAGE;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU8, Ordering};
 
 /// Page state of an extent. Free states, from cheapest to reuse to cheapest to keep:
 /// dirty (recently freed, resident), muzzy (MADV_FREE'd; unused until decay arrives),
@@ -63,11 +63,13 @@ pub struct Extent {
     pub bin: u8,
     /// All pages read as zero (fresh or purged). Sync: Pac lock.
     pub zeroed: bool,
-    /// Bucket index in the bin, or NO_BUCKET. Sync: Bin lock.
-    pub bucket: u8,
-    /// Free regions of a slab. Sync: Bin lock.
-    pub nfree: u16,
-    /// Free-region bitmap of a slab (1 = free). Sync: Bin lock.
+    /// Bucket index in the bin (a fill level: `bucket_of(nfree)`), or NO_BUCKET for the
+    /// current slab and full slabs. Sync: written under the Bin lock; atomic so that the
+    /// thread cache's free path can read it without the lock (sparse-slab bypass).
+    bucket: AtomicU8,
+    /// Free regions of a slab. Sync: as `bucket`.
+    nfree: AtomicU16,
+    /// Free-region bitmap of a slab (1 = free). Sync: as `bucket` (see `Bitmap`).
     pub bitmap: Bitmap,
 }
 
@@ -82,6 +84,28 @@ impl Extent {
     #[inline(always)]
     pub fn set_state(&self, s: State) {
         self.state.store(s as u8, Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    pub fn nfree(&self) -> usize {
+        self.nfree.load(Ordering::Relaxed) as usize
+    }
+
+    /// Sets the free-region count (Bin lock held).
+    #[inline(always)]
+    pub fn set_nfree(&self, n: usize) {
+        self.nfree.store(n as u16, Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    pub fn bucket(&self) -> u8 {
+        self.bucket.load(Ordering::Relaxed)
+    }
+
+    /// Sets the bucket index (Bin lock held).
+    #[inline(always)]
+    pub fn set_bucket(&self, b: u8) {
+        self.bucket.store(b, Ordering::Relaxed)
     }
 
     #[inline(always)]

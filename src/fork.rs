@@ -3,14 +3,13 @@
 //! thread held a lock at the moment of fork. Forking from a signal handler that interrupted
 //! our own malloc is unsupported (it would deadlock, as with jemalloc).
 
-use crate::arena::ARENAS;
+use crate::arena;
 use crate::base::BASE;
 use crate::rtree;
 
 extern "C" fn prefork() {
-    for a in ARENAS.iter() {
-        a.prefork();
-    }
+    crate::tcache::prefork();
+    arena::prefork();
     rtree::prefork();
     BASE.prefork();
 }
@@ -18,17 +17,15 @@ extern "C" fn prefork() {
 extern "C" fn postfork_parent() {
     BASE.postfork_parent();
     rtree::postfork_parent();
-    for a in ARENAS.iter().rev() {
-        a.postfork_parent();
-    }
+    arena::postfork_parent();
+    crate::tcache::postfork_parent();
 }
 
 extern "C" fn postfork_child() {
     BASE.postfork_child();
     rtree::postfork_child();
-    for a in ARENAS.iter() {
-        a.postfork_child();
-    }
+    arena::postfork_child();
+    crate::tcache::postfork_child();
 }
 
 /// Registers the handlers (once, from `init`, after the allocator is ready).

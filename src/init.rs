@@ -1,7 +1,8 @@
 //! One-time initialization, safe from the dynamic loader, constructors and re-entrant calls.
 //!
-//! State machine: UNINIT → (one thread wins a CAS) BUSY → READY. The core needs no set-up
-//! (arenas are statics, the rtree fills lazily), so BUSY only checks the page size; fork
+//! State machine: UNINIT → (one thread wins a CAS) BUSY → READY. BUSY checks the page size,
+//! reads the options (`conf`; getenv does not allocate) and creates the pthread key whose
+//! destructor flushes a thread's cache (`pthread_key_create` does not allocate either); fork
 //! handlers are registered *after* READY, so if `pthread_atfork` allocates, that nested malloc
 //! finds READY and is served. Other threads arriving during BUSY yield until READY; the same
 //! thread cannot arrive during BUSY because nothing in it calls into libc's allocating code.
@@ -31,6 +32,8 @@ fn slow() {
             if crate::sys::os_page_size() != crate::util::PAGE {
                 crate::report::fatal("this build needs 4 KiB pages");
             }
+            crate::conf::load();
+            crate::tsd::create_key(crate::tcache::thread_exit);
             STATE.store(READY, Ordering::Release);
             crate::fork::register();
         }

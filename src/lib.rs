@@ -5,8 +5,9 @@
 //! | layer | modules | role |
 //! |---|---|---|
 //! | 5 C ABI | `ffi::{libc, cxx, glibc}` | `#[no_mangle]` shims, nothing else |
-//! | 4 front end | `alloc`, `init`, `fork` | validation, errno, bootstrap, fork handlers |
-//! | 3 objects | `arena` → `bin` → `slab` | size-class slabs, fullest-first placement |
+//! | 4 front end | `alloc`, `init`, `conf`, `fork` | validation, errno, bootstrap, options, fork |
+//! | 3 caches | `tcache` → `cache_bin`, `tsd` | per-thread caches, initial-exec TLS slot |
+//! | 3 objects | `arena` → `bin` → `slab` | arenas, size-class slabs, fullest-first placement |
 //! | 2 pages | `pac` → `eset` → `extent` | best-fit extents, split/coalesce, purge |
 //! | 1 metadata | `rtree`, `base`, `size_class`, `bitmap` | page map, metadata memory, classes |
 //! | 0 foundations | `sys`, `sync`, `report`, `util` | OS calls, futex lock, fatal lines |
@@ -19,6 +20,8 @@ pub mod arena;
 pub mod base;
 pub mod bin;
 pub mod bitmap;
+pub mod cache_bin;
+pub mod conf;
 pub mod eset;
 pub mod extent;
 pub mod ffi;
@@ -31,4 +34,6 @@ pub mod size_class;
 pub mod slab;
 pub mod sync;
 pub mod sys;
+pub mod tcache;
+pub mod tsd;
 pub mod util;

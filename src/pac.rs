@@ -7,7 +7,7 @@
 //! Nothing is purged on the free path; `purge_all` (malloc_trim) turns every dirty and muzzy
 //! extent into retained with MADV_DONTNEED. Address space is never unmapped.
 //!
-//! Sync: one lock per arena (rank 2, after bin locks); every method of `PacInner` runs under
+//! Sync: one lock per arena (rank 4, after bin locks); every method of `PacInner` runs under
 //! it, and so does every rtree write for this arena's extents.
 
 use crate::extent::{Extent, ExtentPool, State};
@@ -88,6 +88,22 @@ impl Pac {
                 mapped: 0,
             }),
         }
+    }
+}
+
+impl Pac {
+    /// Initializes a zeroed `Pac` in place for arena `arena` (arenas made at run time live in
+    /// `base` memory, which is zeroed; building the 15 KiB value on the stack first could
+    /// overflow a small thread stack).
+    ///
+    /// # Safety
+    /// `this` points to zeroed memory nobody else sees yet.
+    pub unsafe fn init_zeroed(this: *mut Pac, arena: u8) {
+        let inner = Mutex::init_zeroed(core::ptr::addr_of_mut!((*this).inner), Rank::Pac);
+        core::ptr::addr_of_mut!((*inner).arena).write(arena);
+        Eset::init_zeroed(core::ptr::addr_of_mut!((*inner).dirty), State::Dirty);
+        Eset::init_zeroed(core::ptr::addr_of_mut!((*inner).muzzy), State::Muzzy);
+        Eset::init_zeroed(core::ptr::addr_of_mut!((*inner).retained), State::Retained);
     }
 }
 

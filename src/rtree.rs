@@ -5,10 +5,10 @@
 //! where written) by bits 29..12. Any address gets an answer: null means "no extent
 //! registered for this page", which covers "not ours".
 //!
-//! Sync: slots are atomics. Writers hold the owning arena's `Pac` lock (rank 2) and publish
+//! Sync: slots are atomics. Writers hold the owning arena's `Pac` lock (rank 4) and publish
 //! with Release; readers (free, usable_size) load with Acquire and need no lock: a block's
 //! registration happens before the malloc that returned it, which happens before its free.
-//! Leaf installation takes `LEAF_LOCK` (rank 3).
+//! Leaf installation takes `LEAF_LOCK` (rank 5).
 
 use crate::base::BASE;
 use crate::extent::Extent;

@@ -42,7 +42,7 @@ pub const fn size2bin_compute(size: usize) -> usize {
     }
 }
 
-const fn bin_size_compute(bin: usize) -> usize {
+pub const fn bin_size_compute(bin: usize) -> usize {
     if bin == 0 {
         8
     } else if bin <= 4 {

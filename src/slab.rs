@@ -23,8 +23,8 @@ pub enum RegionCheck {
 pub unsafe fn init(e: *mut Extent, bin: usize) {
     let n = nregs(bin);
     (*e).bitmap.init(n);
-    (*e).nfree = n as u16;
-    (*e).bucket = NO_BUCKET;
+    (*e).set_nfree(n);
+    (*e).set_bucket(NO_BUCKET);
 }
 
 /// Takes the lowest free region; the slab must have one.
@@ -33,13 +33,13 @@ pub unsafe fn init(e: *mut Extent, bin: usize) {
 /// The bin lock is held and `(*e).nfree > 0`.
 #[inline(always)]
 pub unsafe fn alloc_region(e: *mut Extent, bin: usize) -> *mut u8 {
-    debug_assert!((*e).nfree > 0);
+    debug_assert!((*e).nfree() > 0);
     let i = match (*e).bitmap.first_set() {
         Some(i) => i,
         None => crate::report::fatal("corrupt slab: nfree > 0 but no free region"),
     };
     (*e).bitmap.clear(i);
-    (*e).nfree -= 1;
+    (*e).set_nfree((*e).nfree() - 1);
     ((*e).addr + i * bin_size(bin)) as *mut u8
 }
 
@@ -73,6 +73,23 @@ pub fn region_index(e: &Extent, bin: usize, p: usize) -> Option<usize> {
     }
 }
 
+/// Takes up to `n` free regions, lowest first, writing their addresses to `out[0..]`;
+/// returns how many (≤ nfree).
+///
+/// # Safety
+/// The bin lock is held; `out` has room for `n` pointers.
+#[inline]
+pub unsafe fn alloc_regions(e: *mut Extent, bin: usize, out: *mut *mut u8, n: usize) -> usize {
+    let (base, size) = ((*e).addr, bin_size(bin));
+    let mut k = 0;
+    let got = (*e).bitmap.take_lowest(n, |i| {
+        *out.add(k) = (base + i * size) as *mut u8;
+        k += 1;
+    });
+    (*e).set_nfree((*e).nfree() - got);
+    got
+}
+
 /// Returns region `i` to the slab.
 ///
 /// # Safety
@@ -80,7 +97,7 @@ pub fn region_index(e: &Extent, bin: usize, p: usize) -> Option<usize> {
 #[inline(always)]
 pub unsafe fn free_region(e: *mut Extent, i: usize) {
     (*e).bitmap.set(i);
-    (*e).nfree += 1;
+    (*e).set_nfree((*e).nfree() + 1);
 }
 
 /// Checks `nfree` against the bitmap.
@@ -89,6 +106,6 @@ pub unsafe fn free_region(e: *mut Extent, i: usize) {
 /// The bin lock is held.
 pub unsafe fn validate(e: *const Extent, bin: usize) {
     assert!((*e).is_slab && (*e).bin as usize == bin);
-    assert_eq!((*e).bitmap.count(), (*e).nfree as usize);
-    assert!((*e).nfree as usize <= nregs(bin));
+    assert_eq!((*e).bitmap.count(), (*e).nfree());
+    assert!((*e).nfree() <= nregs(bin));
 }

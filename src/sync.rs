@@ -5,10 +5,12 @@
 //! whose contended path allocates through the global allocator, i.e. through us.
 //!
 //! Lock order (acquire only in this order; `fork.rs` takes them all in it):
-//!   1. `Bin::lock`, bins in index order, arena by arena;
-//!   2. `Pac::lock` of an arena (the page allocator, extent sets, emap writes);
-//!   3. the rtree's leaf-installation lock;
-//!   4. `Base`'s bump lock (metadata allocator).
+//!   1. the thread-cache registry (`tcache::POOL`: recycled caches);
+//!   2. the arena table's creation lock (`arena::CREATE`);
+//!   3. `Bin::lock`, bins in index order, arena by arena;
+//!   4. `Pac::lock` of an arena (the page allocator, extent sets, emap writes);
+//!   5. the rtree's leaf-installation lock;
+//!   6. `Base`'s bump lock (metadata allocator).
 //! A lower-ranked lock is never requested while a higher-ranked one is held. Debug builds
 //! (and so every unit test) check this on each acquisition: `Rank` below, a per-thread mask
 //! of held ranks, and a fatal line on violation. Release builds compile the check away.
@@ -27,10 +29,12 @@ const CONTENDED: u32 = 2;
 pub enum Rank {
     /// Not part of the allocator's order (test locks).
     Unranked = 0,
-    Bin = 1,
-    Pac = 2,
-    RtreeLeaf = 3,
-    Base = 4,
+    Tcaches = 1,
+    Arenas = 2,
+    Bin = 3,
+    Pac = 4,
+    RtreeLeaf = 5,
+    Base = 6,
 }
 
 #[cfg(debug_assertions)]
@@ -40,7 +44,7 @@ mod witness {
 
     std::thread_local! {
         /// Bit r set ⇔ this thread holds a lock of rank r (counts per rank for same-rank locks).
-        static HELD: Cell<[u8; 5]> = const { Cell::new([0; 5]) };
+        static HELD: Cell<[u8; 7]> = const { Cell::new([0; 7]) };
     }
 
     pub fn acquire(r: Rank) {
@@ -147,6 +151,17 @@ impl<T> Mutex<T> {
         if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
             crate::sys::futex_wake_one(&self.state);
         }
+    }
+
+    /// Initializes, in place, a mutex whose memory is all zero bytes (metadata from `base`):
+    /// unlocked, ranked `rank`; returns its data for the caller to finish initializing.
+    ///
+    /// # Safety
+    /// `this` points to zeroed memory for a `Mutex<T>` that nobody else can see yet, and a
+    /// zeroed `T` becomes valid once the caller has written its non-zero fields.
+    pub unsafe fn init_zeroed(this: *mut Self, rank: Rank) -> *mut T {
+        core::ptr::addr_of_mut!((*this).rank).write(rank);
+        (*this).data.get()
     }
 
     /// Takes the lock without a guard (fork's prepare handler); pair with `force_unlock`.

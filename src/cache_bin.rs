@@ -1,0 +1,104 @@
+//! One size class of a thread cache: a bounded LIFO stack of free blocks.
+//!
+//! Contract: `slots[0..ncached]` hold cached blocks, oldest at the bottom (index 0), so the
+//! most recently freed block is reused first and flushes/GC give back the coldest ones.
+//! `low_water` is the fewest blocks the stack held since the last GC visit; the fast pop only
+//! runs while `ncached > low_water`, so keeping the low-water mark costs the fast path nothing
+//! (the pop that would lower it takes the slow path, jemalloc's trick).
+//!
+//! Invariants (checked by `validate`): `low_water ≤ ncached ≤ cap ≤ cap_max`;
+//! `1 ≤ nfill ≤ max(cap / 2, 1)`.
+//!
+//! Sync: owned by one thread (its `Tcache`); never shared.
+
+#[repr(C)]
+pub struct CacheBin {
+    pub ncached: u16,
+    pub low_water: u16,
+    /// Capacity of this bin.
+    pub cap: u16,
+    /// Blocks taken per refill (adapted by GC).
+    pub nfill: u16,
+    /// Usable size of the class (small classes) or of the block (large page counts); kept
+    /// here so the fast paths read it from the line they already touch instead of a table.
+    pub size: u32,
+    /// `size_class::div_magic` of a small class (0 for large bins).
+    pub magic: u32,
+    /// Refilled since the last GC visit (GC then doubles `nfill`).
+    pub refilled: bool,
+    /// Storage for `cap` pointers (inside the owning `Tcache`).
+    pub slots: *mut *mut u8,
+}
+
+impl CacheBin {
+    /// Pops a block if that keeps the stack above its low-water mark.
+    #[inline(always)]
+    pub fn pop_fast(&mut self) -> Option<*mut u8> {
+        if self.ncached > self.low_water {
+            self.ncached -= 1;
+            // SAFETY: ncached < cap, so the index is inside the slot storage, and the slot
+            // holds a block pushed earlier.
+            Some(unsafe { *self.slots.add(self.ncached as usize) })
+        } else {
+            None
+        }
+    }
+
+    /// Pops a block, lowering the low-water mark; None when empty.
+    #[inline]
+    pub fn pop_lowering(&mut self) -> Option<*mut u8> {
+        if self.ncached == 0 {
+            return None;
+        }
+        self.ncached -= 1;
+        self.low_water = self.low_water.min(self.ncached);
+        // SAFETY: as in `pop_fast`.
+        Some(unsafe { *self.slots.add(self.ncached as usize) })
+    }
+
+    /// Pushes a block if there is room.
+    #[inline(always)]
+    pub fn push(&mut self, p: *mut u8) -> bool {
+        if self.ncached < self.cap {
+            // SAFETY: ncached < cap: inside the slot storage.
+            unsafe { *self.slots.add(self.ncached as usize) = p };
+            self.ncached += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The cached blocks, oldest first.
+    #[inline]
+    pub fn cached(&self) -> &[*mut u8] {
+        // SAFETY: slots[0..ncached] are initialized and owned by this bin.
+        unsafe { core::slice::from_raw_parts(self.slots, self.ncached as usize) }
+    }
+
+    /// Whether `p` is cached here (linear scan; only on the suspected-double-free path).
+    pub fn contains(&self, p: *mut u8) -> bool {
+        self.cached().iter().any(|&q| q == p)
+    }
+
+    /// Drops the `n` oldest blocks from the stack (after the caller returned them elsewhere).
+    pub fn remove_oldest(&mut self, n: usize) {
+        let n = n.min(self.ncached as usize);
+        let rest = self.ncached as usize - n;
+        // SAFETY: both ranges lie in slots[0..ncached]; `copy` handles the overlap.
+        unsafe { core::ptr::copy(self.slots.add(n), self.slots, rest) };
+        self.ncached = rest as u16;
+        self.low_water = self.low_water.saturating_sub(n as u16).min(self.ncached);
+    }
+
+    /// Checks the invariants (tests).
+    pub fn validate(&self) {
+        assert!(self.low_water <= self.ncached && self.ncached <= self.cap);
+        assert!(self.nfill >= 1 && self.nfill <= (self.cap / 2).max(1));
+        let c = self.cached();
+        for (i, p) in c.iter().enumerate() {
+            assert!(!p.is_null());
+            assert!(!c[i + 1..].contains(p), "block cached twice");
+        }
+    }
+}

@@ -1,0 +1,518 @@
+//! Thread caches: per thread, per size class, a bounded stack of free blocks, so that most
+//! mallocs and frees take no lock and make no system call (seed §6).
+//!
+//! Contract:
+//! - Classes: every small class, and large sizes of 4..=64 pages (up to 256 KiB) by exact page
+//!   count. Bounds: a small class holds at most `SMALL_BIN_BYTES` worth (8..=1024 blocks);
+//!   large blocks at most `LARGE_BIN_CAP` per page count and `LARGE_BYTES` in all.
+//! - Refill: a small miss takes `nfill` blocks from the arena bin under one lock (fullest
+//!   slabs first). A full stack gives back its older half; blocks go home grouped by arena,
+//!   one bin lock (or page-allocator lock) per group, which is also how frees of blocks from
+//!   other threads' arenas travel back (batched, never one lock per block).
+//! - Sparse-slab bypass (in `alloc::free`): a block whose slab is less than ~75 % full and not
+//!   current goes straight back to its slab, so caching never keeps sparse slabs alive
+//!   (reference/performance.md §5: drifting-size RSS 1.46 → 1.17 in simulation).
+//! - GC: every `GC_BYTES` allocated, one class (round robin) is visited: blocks that stayed
+//!   below the low-water mark since the previous visit (3/4 of them) go back, and the refill
+//!   size halves; a class that was refilled doubles it. Idle classes drain.
+//! - Double free: a cached block carries `cookie(p)` in its first word (cleared when handed
+//!   out); a free that finds the cookie scans that class's stack and reports a hit.
+//! - Lifetime: created on a thread's first call (`current`), torn down by a pthread key
+//!   destructor at thread exit (flushed, returned to `POOL` for the next thread); afterwards
+//!   the thread's slot says `OFF` and calls go straight to the arenas.
+//!
+//! Sync: a `Tcache` is used only by its thread (and by the destructor, in that thread); the
+//! pool of free caches is under `POOL` (rank 1).
+
+use crate::arena::{self, Arena};
+use crate::base::BASE;
+use crate::cache_bin::CacheBin;
+use crate::extent::Extent;
+use crate::rtree;
+use crate::size_class::{bin_size, NBINS};
+use crate::sync::{Mutex, Rank};
+use crate::tsd;
+use crate::util::LG_PAGE;
+
+/// Smallest and largest cached large sizes, in pages (the smallest large size is 14 KiB + 1).
+pub const LARGE_MIN_PAGES: usize = 4;
+pub const LARGE_MAX_PAGES: usize = 64;
+const NLARGE: usize = LARGE_MAX_PAGES - LARGE_MIN_PAGES + 1;
+/// Cache bins: small classes, then one per cached large page count.
+pub const NCB: usize = NBINS + NLARGE;
+
+const SMALL_BIN_BYTES: usize = 64 << 10;
+const LARGE_BIN_CAP: usize = 8;
+const LARGE_BYTES: usize = 2 << 20;
+/// Allocated bytes between two GC visits.
+const GC_BYTES: u64 = 64 << 10;
+
+/// Capacity of each cache bin.
+const CAP: [u16; NCB] = {
+    let mut t = [0u16; NCB];
+    let mut i = 0;
+    while i < NCB {
+        t[i] = if i < NBINS {
+            let c = SMALL_BIN_BYTES / crate::size_class::bin_size_compute(i);
+            if c < 8 {
+                8
+            } else if c > 1024 {
+                1024
+            } else {
+                c as u16
+            }
+        } else {
+            LARGE_BIN_CAP as u16
+        };
+        i += 1;
+    }
+    t
+};
+
+const TOTAL_SLOTS: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < NCB {
+        n += CAP[i] as usize;
+        i += 1;
+    }
+    n
+};
+
+/// Marks a cached block: `p ^ COOKIE` in its first word (see the module header).
+const COOKIE: usize = 0x6f78_6d61_6c6c_6f63;
+
+#[inline(always)]
+pub fn cookie(p: *mut u8) -> usize {
+    p as usize ^ COOKIE
+}
+
+/// Cache bin of a large block of `pages` pages, if such blocks are cached.
+#[inline(always)]
+pub fn large_index(pages: usize) -> Option<usize> {
+    if (LARGE_MIN_PAGES..=LARGE_MAX_PAGES).contains(&pages) {
+        Some(NBINS + pages - LARGE_MIN_PAGES)
+    } else {
+        None
+    }
+}
+
+#[repr(C)]
+pub struct Tcache {
+    /// Hot: the stacks.
+    pub bins: [CacheBin; NCB],
+    /// Bytes handed out / taken back by this thread (thread.allocated / deallocated).
+    pub allocated: u64,
+    pub deallocated: u64,
+    /// `allocated` value at which the next GC visit runs.
+    pub gc_at: u64,
+    gc_cursor: usize,
+    /// Bytes held in large cache bins.
+    large_bytes: usize,
+    /// The arena this thread allocates from.
+    pub arena: &'static Arena,
+    /// Link in `POOL` while unused.
+    next: *mut Tcache,
+    slots: [*mut u8; TOTAL_SLOTS],
+}
+
+struct Pool {
+    head: *mut Tcache,
+}
+// SAFETY: the pointers refer to caches no thread uses; access is under the mutex.
+unsafe impl Send for Pool {}
+
+/// Caches of exited threads, reused by new threads (thread churn maps nothing new).
+static POOL: Mutex<Pool> = Mutex::ranked(Rank::Tcaches, Pool { head: core::ptr::null_mut() });
+
+/// Whether threads get caches (option `tcache`). Sync: set once by init.
+static ENABLED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The calling thread's cache, creating it on the first call; None while it is being set up,
+/// after the thread's teardown, or when caching is off. The allocator must be initialized.
+#[inline]
+pub fn current() -> Option<&'static mut Tcache> {
+    match tsd::get() {
+        t if t > tsd::LAST_SENTINEL => {
+            // SAFETY: a non-sentinel slot value is this thread's live cache.
+            Some(unsafe { &mut *(t as *mut Tcache) })
+        }
+        tsd::NONE => create(),
+        _ => None,
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn create() -> Option<&'static mut Tcache> {
+    if !ENABLED.load(core::sync::atomic::Ordering::Relaxed) {
+        tsd::set(tsd::OFF);
+        return None;
+    }
+    tsd::set(tsd::BUSY);
+    let tc = {
+        let mut pool = POOL.lock();
+        let t = pool.head;
+        if !t.is_null() {
+            // SAFETY: pooled caches are owned by the pool; we hold its lock.
+            pool.head = unsafe { (*t).next };
+        }
+        t
+    };
+    let tc = if tc.is_null() {
+        BASE.alloc(core::mem::size_of::<Tcache>(), 64) as *mut Tcache
+    } else {
+        tc
+    };
+    if tc.is_null() {
+        tsd::set(tsd::NONE); // try again on a later call
+        return None;
+    }
+    // SAFETY: `tc` is ours alone (fresh zeroed metadata, or unlinked from the pool with every
+    // bin empty); raw writes because `arena` may not hold a valid reference yet.
+    unsafe {
+        init_in_place(tc, arena::bind());
+        if !tsd::register_exit(tc as *mut libc::c_void) {
+            // No destructor: the cache would leak at exit; serve this thread without one.
+            arena::unbind((*tc).arena);
+            release(tc);
+            tsd::set(tsd::OFF);
+            return None;
+        }
+        tsd::set(tc as usize);
+        Some(&mut *tc)
+    }
+}
+
+/// # Safety
+/// `tc` points to memory for a `Tcache` that nobody else uses.
+unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
+    let slots = core::ptr::addr_of_mut!((*tc).slots) as *mut *mut u8;
+    let mut at = 0;
+    for (i, &cap) in CAP.iter().enumerate() {
+        core::ptr::addr_of_mut!((*tc).bins[i]).write(CacheBin {
+            ncached: 0,
+            low_water: 0,
+            cap,
+            nfill: (cap / 8).max(1),
+            size: if i < NBINS { bin_size(i) } else { (i - NBINS + LARGE_MIN_PAGES) << LG_PAGE } as u32,
+            magic: if i < NBINS { crate::size_class::div_magic(i) as u32 } else { 0 },
+            refilled: false,
+            slots: slots.add(at),
+        });
+        at += cap as usize;
+    }
+    core::ptr::addr_of_mut!((*tc).allocated).write(0);
+    core::ptr::addr_of_mut!((*tc).deallocated).write(0);
+    core::ptr::addr_of_mut!((*tc).gc_at).write(GC_BYTES);
+    core::ptr::addr_of_mut!((*tc).gc_cursor).write(0);
+    core::ptr::addr_of_mut!((*tc).large_bytes).write(0);
+    core::ptr::addr_of_mut!((*tc).arena).write(arena);
+    core::ptr::addr_of_mut!((*tc).next).write(core::ptr::null_mut());
+}
+
+/// Returns an emptied cache to the pool.
+///
+/// # Safety
+/// `tc` is empty and no thread uses it any more.
+unsafe fn release(tc: *mut Tcache) {
+    let mut pool = POOL.lock();
+    (*tc).next = pool.head;
+    pool.head = tc;
+}
+
+/// The pthread key destructor: flush, unbind, recycle; later calls of this thread go
+/// straight to the arenas.
+pub unsafe extern "C" fn thread_exit(v: *mut libc::c_void) {
+    let tc = v as *mut Tcache;
+    if tc.is_null() || tsd::get() != tc as usize {
+        return;
+    }
+    tsd::set(tsd::OFF);
+    (*tc).flush_all();
+    arena::unbind((*tc).arena);
+    release(tc);
+}
+
+impl Tcache {
+    /// Slow half of a small malloc: pop below the low-water mark, else refill. Null when the
+    /// OS refuses memory.
+    #[inline(never)]
+    pub fn alloc_small_slow(&mut self, bin: usize) -> *mut u8 {
+        // SAFETY: bin < NBINS (callers pass a class index).
+        let cb = unsafe { self.bins.get_unchecked_mut(bin) };
+        let p = match cb.pop_lowering() {
+            Some(p) => p,
+            None => {
+                self.fill(bin);
+                match self.bins[bin].pop_lowering() {
+                    Some(p) => p,
+                    None => return core::ptr::null_mut(),
+                }
+            }
+        };
+        self.took(p, bin_size(bin));
+        p
+    }
+
+    /// Index of the region starting at `p` in slab `e` of small class `bin`, or None for an
+    /// interior pointer: `slab::region_index` with the class constants from the cache bin.
+    #[inline(always)]
+    pub fn region_index(&self, e: &Extent, bin: usize, p: usize) -> Option<usize> {
+        // SAFETY: bin < NBINS (a slab's class).
+        let cb = unsafe { self.bins.get_unchecked(bin) };
+        let off = p - e.addr;
+        let i = ((off as u64 * cb.magic as u64) >> 32) as usize;
+        // p lies in the slab's pages and slabs have no tail (size_class), so i < nregs.
+        (i * cb.size as usize == off).then_some(i)
+    }
+
+    /// Bookkeeping for a block `p` of `size` usable bytes leaving the cache.
+    #[inline(always)]
+    pub fn took(&mut self, p: *mut u8, size: usize) {
+        // SAFETY: `p` is a block of ≥ 8 bytes that this cache owned until now; clearing the
+        // cookie keeps a later legitimate free from looking like a double free.
+        unsafe { *(p as *mut usize) = 0 };
+        self.allocated += size as u64;
+        if self.allocated >= self.gc_at {
+            self.gc_event();
+        }
+    }
+
+    #[inline(never)]
+    fn fill(&mut self, bin: usize) {
+        let a = self.arena;
+        let cb = &mut self.bins[bin];
+        let n = cb.nfill as usize;
+        // SAFETY: the bin is empty, so slots[0..nfill] (nfill ≤ cap) are free to write.
+        let got = unsafe { a.bins[bin].lock.lock().alloc_batch(&a.pac, cb.slots, n) };
+        // Lowest address on top: popped first.
+        // SAFETY: alloc_batch wrote `got` slots.
+        unsafe { core::slice::from_raw_parts_mut(cb.slots, got) }.reverse();
+        cb.ncached = got as u16;
+        cb.low_water = 0;
+        cb.refilled = true;
+    }
+
+    /// Caches small block `p` of class `bin` (checked live by the caller), giving back the
+    /// older half of the stack first if it is full.
+    #[inline(always)]
+    pub fn free_small(&mut self, bin: usize, p: *mut u8) {
+        // SAFETY: `p` is a live block of ≥ 8 bytes the caller just gave up.
+        unsafe { *(p as *mut usize) = cookie(p) };
+        // SAFETY: bin < NBINS.
+        let cb = unsafe { self.bins.get_unchecked_mut(bin) };
+        self.deallocated += cb.size as u64;
+        if !cb.push(p) {
+            self.push_full(bin, p);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_full(&mut self, i: usize, p: *mut u8) {
+        let n = (self.bins[i].cap as usize).div_ceil(2);
+        self.flush(i, n);
+        let ok = self.bins[i].push(p);
+        debug_assert!(ok);
+    }
+
+    /// A cached large block of exactly `pages` pages, if any.
+    #[inline]
+    pub fn alloc_large(&mut self, pages: usize) -> *mut u8 {
+        if let Some(i) = large_index(pages) {
+            if let Some(p) = self.bins[i].pop_lowering() {
+                self.large_bytes -= pages << LG_PAGE;
+                self.took(p, pages << LG_PAGE);
+                return p;
+            }
+        }
+        core::ptr::null_mut()
+    }
+
+    /// Caches large block `p` of `pages` pages if its size is cached and the byte budget
+    /// allows; false if the caller must free it to its arena.
+    pub fn free_large(&mut self, pages: usize, p: *mut u8) -> bool {
+        let i = match large_index(pages) {
+            Some(i) => i,
+            None => return false,
+        };
+        let bytes = pages << LG_PAGE;
+        if self.large_bytes + bytes > LARGE_BYTES {
+            return false;
+        }
+        // SAFETY: as in `free_small`.
+        unsafe { *(p as *mut usize) = cookie(p) };
+        self.deallocated += bytes as u64;
+        self.large_bytes += bytes;
+        if !self.bins[i].push(p) {
+            self.push_full(i, p);
+        }
+        true
+    }
+
+    /// Whether `p` is in the cache bin `i` (double-free check after a cookie hit).
+    pub fn holds(&self, i: usize, p: *mut u8) -> bool {
+        self.bins[i].contains(p)
+    }
+
+    /// Gives the `n` oldest blocks of cache bin `i` back to their arenas.
+    fn flush(&mut self, i: usize, n: usize) {
+        let n = n.min(self.bins[i].ncached as usize);
+        if n == 0 {
+            return;
+        }
+        // SAFETY: slots[0..n] are cached blocks of this bin; we own them until returned.
+        let blocks = unsafe { core::slice::from_raw_parts_mut(self.bins[i].slots, n) };
+        if i < NBINS {
+            flush_small(i, blocks);
+        } else {
+            let bytes = flush_large(blocks);
+            self.large_bytes -= bytes;
+        }
+        self.bins[i].remove_oldest(n);
+    }
+
+    /// Empties every bin (thread exit, `malloc_trim`, `thread.tcache.flush`).
+    pub fn flush_all(&mut self) {
+        for i in 0..NCB {
+            self.flush(i, self.bins[i].ncached as usize);
+            self.bins[i].low_water = 0;
+        }
+    }
+
+    /// One GC visit (jemalloc's policy): the next class in round-robin order gives back 3/4
+    /// of what it did not use since its previous visit, and halves its refill size; a class
+    /// that had to refill doubles it instead. One class per event keeps the event cheap.
+    #[cold]
+    #[inline(never)]
+    fn gc_event(&mut self) {
+        self.gc_at = self.allocated + GC_BYTES;
+        let i = self.gc_cursor;
+        self.gc_cursor = if i + 1 == NCB { 0 } else { i + 1 };
+        let cb = &mut self.bins[i];
+        let refilled = core::mem::replace(&mut cb.refilled, false);
+        if cb.low_water > 0 {
+            let n = (cb.low_water as usize * 3).div_ceil(4);
+            cb.nfill = (cb.nfill / 2).max(1);
+            self.flush(i, n);
+        } else if refilled {
+            cb.nfill = (cb.nfill * 2).min((cb.cap / 2).max(1));
+        }
+        let cb = &mut self.bins[i];
+        cb.low_water = cb.ncached;
+    }
+
+    /// Checks every bin (tests).
+    pub fn validate(&self) {
+        let mut large = 0;
+        for (i, cb) in self.bins.iter().enumerate() {
+            cb.validate();
+            if i >= NBINS {
+                large += cb.ncached as usize * ((i - NBINS + LARGE_MIN_PAGES) << LG_PAGE);
+            }
+        }
+        assert_eq!(large, self.large_bytes);
+    }
+}
+
+/// Returns small blocks of class `bin` to their slabs, one bin lock per arena.
+fn flush_small(bin: usize, blocks: &mut [*mut u8]) {
+    let mut todo = blocks.len();
+    while todo > 0 {
+        let a = arena_of(blocks[0]);
+        let mut g = a.bins[bin].lock.lock();
+        let mut keep = 0;
+        for j in 0..todo {
+            let p = blocks[j];
+            let e = rtree::lookup(p as usize);
+            // SAFETY: cached blocks are live regions of active slabs of class `bin` (checked
+            // when they were freed), so `e` is their slab; we hold its bin's lock.
+            unsafe {
+                if (*e).arena == a.id {
+                    g.free(&a.pac, e, p as usize, "free");
+                } else {
+                    blocks[keep] = p;
+                    keep += 1;
+                }
+            }
+        }
+        todo = keep;
+    }
+}
+
+/// Returns large blocks to their arenas' page allocators, one lock per arena; returns bytes.
+fn flush_large(blocks: &mut [*mut u8]) -> usize {
+    let mut bytes = 0;
+    let mut todo = blocks.len();
+    while todo > 0 {
+        let a = arena_of(blocks[0]);
+        let mut g = a.pac.inner.lock();
+        let mut keep = 0;
+        for j in 0..todo {
+            let p = blocks[j];
+            let e: *mut Extent = rtree::lookup(p as usize);
+            // SAFETY: cached large blocks are active extents registered at their address.
+            unsafe {
+                if (*e).arena == a.id {
+                    bytes += (*e).size;
+                    if !g.dalloc(e) {
+                        crate::report::misuse("free", crate::report::Misuse::DoubleFree, p as usize);
+                    }
+                } else {
+                    blocks[keep] = p;
+                    keep += 1;
+                }
+            }
+        }
+        todo = keep;
+    }
+    bytes
+}
+
+#[inline]
+fn arena_of(p: *mut u8) -> &'static Arena {
+    // SAFETY: cached blocks are live, so the rtree maps them to their extent.
+    arena::get(unsafe { (*rtree::lookup(p as usize)).arena })
+}
+
+pub fn prefork() {
+    POOL.raw_lock();
+}
+
+pub fn postfork_parent() {
+    // SAFETY: taken in `prefork` by this thread.
+    unsafe { POOL.force_unlock() };
+}
+
+pub fn postfork_child() {
+    // SAFETY: fork child, single thread, taken in `prefork`.
+    unsafe { POOL.reset_after_fork() };
+    // The other threads' caches are gone with them (their blocks stay allocated, as in
+    // jemalloc); this thread keeps its cache and its arena binding.
+    if tsd::get() > tsd::LAST_SENTINEL {
+        // SAFETY: this thread's live cache.
+        let tc = unsafe { &*(tsd::get() as *const Tcache) };
+        arena::rebind_after_fork(tc.arena);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_and_layout() {
+        assert_eq!(CAP[0], 1024); // 8 B
+        assert_eq!(CAP[crate::size_class::size2bin(1024)], 64);
+        assert_eq!(CAP[NBINS - 1], 8); // 14 KiB
+        assert_eq!(large_index(4), Some(NBINS));
+        assert_eq!(large_index(64), Some(NCB - 1));
+        assert_eq!(large_index(65), None);
+        assert_eq!(large_index(3), None);
+    }
+}
