@@ -112,10 +112,9 @@ pub fn malloc(size: usize) -> *mut u8 {
             let bin = size2bin(size);
             // SAFETY: bin < NBINS.
             let cb = unsafe { tc.bins.get_unchecked_mut(bin) };
-            if let Some(p) = cb.pop_fast() {
+            if let Some(entry) = cb.pop_fast() {
                 let size = cb.size as usize;
-                tc.took(p, size);
-                return p;
+                return tc.took(entry, size);
             }
         }
     }
@@ -242,9 +241,10 @@ fn check_live(tc: Option<&Tcache>, p: usize, func: &str) -> &'static Extent {
 /// Frees `p` (null is a no-op) on behalf of the C call `func`.
 ///
 /// Fast path: a small block whose slab is not sparse goes onto this thread's cache after
-/// three lock-free checks (region start, not already free in the slab, no cached-block
-/// cookie). Everything else — sparse slabs, large blocks, suspected misuse, no cache yet —
-/// takes `free_slow`.
+/// three lock-free checks that read only metadata (region start, not already free in the
+/// slab, not the block cached last; see `tcache` for the rest of double-free detection).
+/// Everything else — sparse slabs, large blocks, suspected misuse, no cache yet — takes
+/// `free_slow`.
 #[inline(always)]
 pub fn free(p: *mut u8, func: &str) {
     if p.is_null() {
@@ -258,16 +258,7 @@ pub fn free(p: *mut u8, func: &str) {
             if e.is_slab {
                 let bin = e.bin as usize;
                 if let Some(i) = tc.region_index(e, bin, p as usize) {
-                    // Only the first byte of the cookie is compared here: a one-byte load is
-                    // served by store forwarding from whatever store the program last made at
-                    // the block's start, while an 8-byte load after a narrower store stalls
-                    // (~3 ns per free, measured on malloc/touch/free pairs). A match (the
-                    // block's first byte equals the cookie's, or a real double free) takes the
-                    // slow path, which compares the whole word.
-                    // SAFETY: a region start of a live slab: at least 8 readable bytes.
-                    let byte = unsafe { *p };
-                    if !e.bitmap.get(i) && !bin::is_sparse(e.bucket()) && byte != tcache::cookie(p) as u8 {
-                        tc.free_small(bin, p);
+                    if !e.bitmap.get(i) && !bin::is_sparse(e.bucket()) && tc.free_small(bin, p) {
                         return;
                     }
                 }
@@ -289,7 +280,9 @@ fn free_slow(p: *mut u8, func: &str) {
         let bin = e.bin as usize;
         if let Some(tc) = tc {
             if !bin::is_sparse(e.bucket()) {
-                tc.free_small(bin, p);
+                if !tc.free_small(bin, p) {
+                    report::misuse(func, Misuse::DoubleFree, p as usize);
+                }
                 return;
             }
             tc.deallocated += bin_size(bin) as u64;

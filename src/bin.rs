@@ -21,7 +21,7 @@ use crate::util::{LG_PAGE, PAGE};
 
 const NBUCKETS: usize = 64;
 /// Buckets from this one up hold slabs at most ~75 % full (nfree > nregs / 4).
-const SPARSE_BUCKET: u8 = (NBUCKETS / 4) as u8;
+const SPARSE_BUCKET: u8 = 4;
 
 /// Whether a slab with bucket index `bucket` (read lock-free from its extent) is a sparse,
 /// non-current slab whose frees should bypass thread caches (see `tcache`). Current and full

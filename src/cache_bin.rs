@@ -1,6 +1,8 @@
 //! One size class of a thread cache: a bounded LIFO stack of free blocks.
 //!
-//! Contract: `slots[0..ncached]` hold cached blocks, oldest at the bottom (index 0), so the
+//! Contract: `slots[0..ncached]` hold cached blocks as *entries*: the block address, with bit
+//! 0 set when the block came from a `free` (and so carries the cookie, see `tcache`), clear
+//! when it came from a refill. Oldest at the bottom (index 0), so the
 //! most recently freed block is reused first and flushes/GC give back the coldest ones.
 //! `low_water` is the fewest blocks the stack held since the last GC visit; the fast pop only
 //! runs while `ncached > low_water`, so keeping the low-water mark costs the fast path nothing
@@ -26,14 +28,23 @@ pub struct CacheBin {
     pub magic: u32,
     /// Refilled since the last GC visit (GC then doubles `nfill`).
     pub refilled: bool,
-    /// Storage for `cap` pointers (inside the owning `Tcache`).
-    pub slots: *mut *mut u8,
+    /// Storage for `cap` entries (inside the owning `Tcache`).
+    pub slots: *mut usize,
+}
+
+/// Bit 0 of an entry: the block was freed into the cache and carries the cookie.
+pub const FREED: usize = 1;
+
+/// The block address of an entry.
+#[inline(always)]
+pub fn block(entry: usize) -> *mut u8 {
+    (entry & !FREED) as *mut u8
 }
 
 impl CacheBin {
-    /// Pops a block if that keeps the stack above its low-water mark.
+    /// Pops an entry if that keeps the stack above its low-water mark.
     #[inline(always)]
-    pub fn pop_fast(&mut self) -> Option<*mut u8> {
+    pub fn pop_fast(&mut self) -> Option<usize> {
         if self.ncached > self.low_water {
             self.ncached -= 1;
             // SAFETY: ncached < cap, so the index is inside the slot storage, and the slot
@@ -44,9 +55,9 @@ impl CacheBin {
         }
     }
 
-    /// Pops a block, lowering the low-water mark; None when empty.
+    /// Pops an entry, lowering the low-water mark; None when empty.
     #[inline]
-    pub fn pop_lowering(&mut self) -> Option<*mut u8> {
+    pub fn pop_lowering(&mut self) -> Option<usize> {
         if self.ncached == 0 {
             return None;
         }
@@ -56,9 +67,9 @@ impl CacheBin {
         Some(unsafe { *self.slots.add(self.ncached as usize) })
     }
 
-    /// Pushes a block if there is room.
+    /// Pushes an entry if there is room.
     #[inline(always)]
-    pub fn push(&mut self, p: *mut u8) -> bool {
+    pub fn push(&mut self, p: usize) -> bool {
         if self.ncached < self.cap {
             // SAFETY: ncached < cap: inside the slot storage.
             unsafe { *self.slots.add(self.ncached as usize) = p };
@@ -69,16 +80,23 @@ impl CacheBin {
         }
     }
 
-    /// The cached blocks, oldest first.
+    /// The cached entries, oldest first.
     #[inline]
-    pub fn cached(&self) -> &[*mut u8] {
+    pub fn cached(&self) -> &[usize] {
         // SAFETY: slots[0..ncached] are initialized and owned by this bin.
         unsafe { core::slice::from_raw_parts(self.slots, self.ncached as usize) }
     }
 
     /// Whether `p` is cached here (linear scan; only on the suspected-double-free path).
     pub fn contains(&self, p: *mut u8) -> bool {
-        self.cached().iter().any(|&q| q == p)
+        self.cached().iter().any(|&q| block(q) == p)
+    }
+
+    /// Whether `p` is the most recently cached block (the immediate `free(p); free(p)`).
+    #[inline(always)]
+    pub fn top_is(&self, p: *mut u8) -> bool {
+        // SAFETY: when ncached > 0, slot ncached-1 holds an entry.
+        self.ncached > 0 && block(unsafe { *self.slots.add(self.ncached as usize - 1) }) == p
     }
 
     /// Drops the `n` oldest blocks from the stack (after the caller returned them elsewhere).
@@ -96,9 +114,9 @@ impl CacheBin {
         assert!(self.low_water <= self.ncached && self.ncached <= self.cap);
         assert!(self.nfill >= 1 && self.nfill <= (self.cap / 2).max(1));
         let c = self.cached();
-        for (i, p) in c.iter().enumerate() {
-            assert!(!p.is_null());
-            assert!(!c[i + 1..].contains(p), "block cached twice");
+        for (i, &p) in c.iter().enumerate() {
+            assert!(!block(p).is_null());
+            assert!(!c[i + 1..].iter().any(|&q| block(q) == block(p)), "block cached twice");
         }
     }
 }

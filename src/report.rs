@@ -17,6 +17,9 @@ pub enum Misuse {
     NotOurs,
     /// Inside oxmalloc's ranges but not at any live block (freed memory, metadata, slack).
     NotLive,
+    /// A block in the thread cache lost the mark its free wrote: freed twice, or written
+    /// after it was freed (found when the block is about to be handed out again).
+    FreedBlockChanged,
 }
 
 impl Misuse {
@@ -26,6 +29,7 @@ impl Misuse {
             Misuse::InteriorPointer => "interior pointer",
             Misuse::NotOurs => "pointer not allocated by oxmalloc",
             Misuse::NotLive => "pointer not a live block",
+            Misuse::FreedBlockChanged => "double free or write after free",
         }
     }
 }

@@ -64,14 +64,24 @@ pub unsafe fn check(e: *const Extent, bin: usize, p: usize) -> RegionCheck {
 /// is active. `p` lies in `e`'s pages.
 #[inline(always)]
 pub fn region_index(e: &Extent, bin: usize, p: usize) -> Option<usize> {
-    let off = p - e.addr;
-    let i = ((off as u64 * div_magic(bin)) >> 32) as usize;
-    if i * bin_size(bin) != off || i >= nregs(bin) {
-        None
-    } else {
-        Some(i)
-    }
+    region_index_magic(p - e.addr, div_magic(bin))
 }
+
+/// Region index of byte offset `off` (< the slab's size) in a slab whose class has division
+/// magic `magic`, or None when `off` is not a multiple of the class size — one multiply:
+/// with magic = ceil(2^32 / size) = (2^32 + err) / size, err < size, the product
+/// off · magic = i · (2^32 + err) + r · magic for off = i · size + r. Its low 32 bits are
+/// i · err < slab size ≤ 28 KiB when r = 0, and at least magic > 2^18 otherwise (no wrap:
+/// i · err + r · magic < 2^32 because slab size + size < magic). So the low half tells
+/// exactness and the high half is i (checked for every class and offset in a unit test).
+#[inline(always)]
+pub fn region_index_magic(off: usize, magic: u64) -> Option<usize> {
+    let prod = off as u64 * magic;
+    ((prod as u32) < EXACT_LOW_BOUND).then_some((prod >> 32) as usize)
+}
+
+/// Above every slab size (7 pages), below every class's magic (2^32 / 14336 ≈ 299593).
+const EXACT_LOW_BOUND: u32 = 1 << 15;
 
 /// Takes up to `n` free regions, lowest first, writing their addresses to `out[0..]`;
 /// returns how many (≤ nfree).
@@ -108,4 +118,23 @@ pub unsafe fn validate(e: *const Extent, bin: usize) {
     assert!((*e).is_slab && (*e).bin as usize == bin);
     assert_eq!((*e).bitmap.count(), (*e).nfree());
     assert!((*e).nfree() <= nregs(bin));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::size_class::{NBINS, SLAB_PAGES};
+
+    #[test]
+    fn region_index_is_exact_for_every_class_and_offset() {
+        for bin in 0..NBINS {
+            let size = bin_size(bin);
+            let slab = SLAB_PAGES[bin] as usize * crate::util::PAGE;
+            assert!(slab < EXACT_LOW_BOUND as usize && div_magic(bin) > EXACT_LOW_BOUND as u64);
+            for off in 0..slab {
+                let want = (off % size == 0).then_some(off / size);
+                assert_eq!(region_index_magic(off, div_magic(bin)), want, "bin {bin} off {off}");
+            }
+        }
+    }
 }

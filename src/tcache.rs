@@ -15,8 +15,14 @@
 //! - GC: every `GC_BYTES` allocated, one class (round robin) is visited: blocks that stayed
 //!   below the low-water mark since the previous visit (3/4 of them) go back, and the refill
 //!   size halves; a class that was refilled doubles it. Idle classes drain.
-//! - Double free: a cached block carries `cookie(p)` in its first word (cleared when handed
-//!   out); a free that finds the cookie scans that class's stack and reports a hit.
+//! - Double free, without reading the block on the free path (in a large working set that
+//!   read is a cache miss per free): a free checks the slab bitmap (metadata) and the top of
+//!   the class's stack (the immediate `free(p); free(p)`), then writes `cookie(p)` into the
+//!   block and pushes it tagged (`cache_bin::FREED`). Handing a tagged block out checks and
+//!   clears the cookie: a block freed twice is cached twice, and the second copy to come out
+//!   finds its cookie gone and is reported (`malloc(): double free or write after free`)
+//!   before it is ever handed out twice; two copies flushed together are caught by the slab
+//!   bitmap. Slow paths (realloc, large frees) also scan the stack when they see a cookie.
 //! - Lifetime: created on a thread's first call (`current`), torn down by a pthread key
 //!   destructor at thread exit (flushed, returned to `POOL` for the next thread); afterwards
 //!   the thread's slot says `OFF` and calls go straight to the arenas.
@@ -26,7 +32,7 @@
 
 use crate::arena::{self, Arena};
 use crate::base::BASE;
-use crate::cache_bin::CacheBin;
+use crate::cache_bin::{block, CacheBin, FREED};
 use crate::extent::Extent;
 use crate::rtree;
 use crate::size_class::{bin_size, NBINS};
@@ -113,7 +119,7 @@ pub struct Tcache {
     pub arena: &'static Arena,
     /// Link in `POOL` while unused.
     next: *mut Tcache,
-    slots: [*mut u8; TOTAL_SLOTS],
+    slots: [usize; TOTAL_SLOTS],
 }
 
 struct Pool {
@@ -191,7 +197,7 @@ fn create() -> Option<&'static mut Tcache> {
 /// # Safety
 /// `tc` points to memory for a `Tcache` that nobody else uses.
 unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
-    let slots = core::ptr::addr_of_mut!((*tc).slots) as *mut *mut u8;
+    let slots = core::ptr::addr_of_mut!((*tc).slots) as *mut usize;
     let mut at = 0;
     for (i, &cap) in CAP.iter().enumerate() {
         core::ptr::addr_of_mut!((*tc).bins[i]).write(CacheBin {
@@ -245,42 +251,47 @@ impl Tcache {
     pub fn alloc_small_slow(&mut self, bin: usize) -> *mut u8 {
         // SAFETY: bin < NBINS (callers pass a class index).
         let cb = unsafe { self.bins.get_unchecked_mut(bin) };
-        let p = match cb.pop_lowering() {
-            Some(p) => p,
+        let entry = match cb.pop_lowering() {
+            Some(x) => x,
             None => {
                 self.fill(bin);
                 match self.bins[bin].pop_lowering() {
-                    Some(p) => p,
+                    Some(x) => x,
                     None => return core::ptr::null_mut(),
                 }
             }
         };
-        self.took(p, bin_size(bin));
-        p
+        self.took(entry, bin_size(bin))
     }
 
     /// Index of the region starting at `p` in slab `e` of small class `bin`, or None for an
-    /// interior pointer: `slab::region_index` with the class constants from the cache bin.
+    /// interior pointer: `slab::region_index` with the class constant from the cache bin.
     #[inline(always)]
     pub fn region_index(&self, e: &Extent, bin: usize, p: usize) -> Option<usize> {
         // SAFETY: bin < NBINS (a slab's class).
         let cb = unsafe { self.bins.get_unchecked(bin) };
-        let off = p - e.addr;
-        let i = ((off as u64 * cb.magic as u64) >> 32) as usize;
-        // p lies in the slab's pages and slabs have no tail (size_class), so i < nregs.
-        (i * cb.size as usize == off).then_some(i)
+        crate::slab::region_index_magic(p - e.addr, cb.magic as u64)
     }
 
-    /// Bookkeeping for a block `p` of `size` usable bytes leaving the cache.
+    /// A cache entry leaving the cache as a block of `size` usable bytes: checks and clears
+    /// the cookie of a freed-in block, counts, returns the block.
     #[inline(always)]
-    pub fn took(&mut self, p: *mut u8, size: usize) {
-        // SAFETY: `p` is a block of ≥ 8 bytes that this cache owned until now; clearing the
-        // cookie keeps a later legitimate free from looking like a double free.
-        unsafe { *(p as *mut usize) = 0 };
+    pub fn took(&mut self, entry: usize, size: usize) -> *mut u8 {
+        let p = block(entry);
+        if entry & FREED != 0 {
+            // SAFETY: `p` is a block of ≥ 8 bytes that this cache owned until now.
+            unsafe {
+                if *(p as *const usize) != cookie(p) {
+                    lost_cookie(p);
+                }
+                *(p as *mut usize) = 0;
+            }
+        }
         self.allocated += size as u64;
         if self.allocated >= self.gc_at {
             self.gc_event();
         }
+        p
     }
 
     #[inline(never)]
@@ -289,9 +300,9 @@ impl Tcache {
         let cb = &mut self.bins[bin];
         let n = cb.nfill as usize;
         // SAFETY: the bin is empty, so slots[0..nfill] (nfill ≤ cap) are free to write.
-        let got = unsafe { a.bins[bin].lock.lock().alloc_batch(&a.pac, cb.slots, n) };
+        let got = unsafe { a.bins[bin].lock.lock().alloc_batch(&a.pac, cb.slots as *mut *mut u8, n) };
         // Lowest address on top: popped first.
-        // SAFETY: alloc_batch wrote `got` slots.
+        // SAFETY: alloc_batch wrote `got` block addresses (untagged entries: no cookie).
         unsafe { core::slice::from_raw_parts_mut(cb.slots, got) }.reverse();
         cb.ncached = got as u16;
         cb.low_water = 0;
@@ -299,22 +310,27 @@ impl Tcache {
     }
 
     /// Caches small block `p` of class `bin` (checked live by the caller), giving back the
-    /// older half of the stack first if it is full.
+    /// older half of the stack first if it is full. False (nothing done) if `p` is the block
+    /// cached last: an immediate double free, for the caller to report.
     #[inline(always)]
-    pub fn free_small(&mut self, bin: usize, p: *mut u8) {
-        // SAFETY: `p` is a live block of ≥ 8 bytes the caller just gave up.
-        unsafe { *(p as *mut usize) = cookie(p) };
+    pub fn free_small(&mut self, bin: usize, p: *mut u8) -> bool {
         // SAFETY: bin < NBINS.
         let cb = unsafe { self.bins.get_unchecked_mut(bin) };
-        self.deallocated += cb.size as u64;
-        if !cb.push(p) {
-            self.push_full(bin, p);
+        if cb.top_is(p) {
+            return false;
         }
+        // SAFETY: `p` is a live block of ≥ 8 bytes the caller just gave up.
+        unsafe { *(p as *mut usize) = cookie(p) };
+        self.deallocated += cb.size as u64;
+        if !cb.push(p as usize | FREED) {
+            self.push_full(bin, p as usize | FREED);
+        }
+        true
     }
 
     #[cold]
     #[inline(never)]
-    fn push_full(&mut self, i: usize, p: *mut u8) {
+    fn push_full(&mut self, i: usize, p: usize) {
         let n = (self.bins[i].cap as usize).div_ceil(2);
         self.flush(i, n);
         let ok = self.bins[i].push(p);
@@ -325,10 +341,9 @@ impl Tcache {
     #[inline]
     pub fn alloc_large(&mut self, pages: usize) -> *mut u8 {
         if let Some(i) = large_index(pages) {
-            if let Some(p) = self.bins[i].pop_lowering() {
+            if let Some(entry) = self.bins[i].pop_lowering() {
                 self.large_bytes -= pages << LG_PAGE;
-                self.took(p, pages << LG_PAGE);
-                return p;
+                return self.took(entry, pages << LG_PAGE);
             }
         }
         core::ptr::null_mut()
@@ -349,8 +364,8 @@ impl Tcache {
         unsafe { *(p as *mut usize) = cookie(p) };
         self.deallocated += bytes as u64;
         self.large_bytes += bytes;
-        if !self.bins[i].push(p) {
-            self.push_full(i, p);
+        if !self.bins[i].push(p as usize | FREED) {
+            self.push_full(i, p as usize | FREED);
         }
         true
     }
@@ -366,7 +381,7 @@ impl Tcache {
         if n == 0 {
             return;
         }
-        // SAFETY: slots[0..n] are cached blocks of this bin; we own them until returned.
+        // SAFETY: slots[0..n] are cached entries of this bin; we own them until returned.
         let blocks = unsafe { core::slice::from_raw_parts_mut(self.bins[i].slots, n) };
         if i < NBINS {
             flush_small(i, blocks);
@@ -421,14 +436,14 @@ impl Tcache {
 }
 
 /// Returns small blocks of class `bin` to their slabs, one bin lock per arena.
-fn flush_small(bin: usize, blocks: &mut [*mut u8]) {
+fn flush_small(bin: usize, blocks: &mut [usize]) {
     let mut todo = blocks.len();
     while todo > 0 {
-        let a = arena_of(blocks[0]);
+        let a = arena_of(block(blocks[0]));
         let mut g = a.bins[bin].lock.lock();
         let mut keep = 0;
         for j in 0..todo {
-            let p = blocks[j];
+            let p = block(blocks[j]);
             let e = rtree::lookup(p as usize);
             // SAFETY: cached blocks are live regions of active slabs of class `bin` (checked
             // when they were freed), so `e` is their slab; we hold its bin's lock.
@@ -436,7 +451,7 @@ fn flush_small(bin: usize, blocks: &mut [*mut u8]) {
                 if (*e).arena == a.id {
                     g.free(&a.pac, e, p as usize, "free");
                 } else {
-                    blocks[keep] = p;
+                    blocks[keep] = blocks[j];
                     keep += 1;
                 }
             }
@@ -446,15 +461,15 @@ fn flush_small(bin: usize, blocks: &mut [*mut u8]) {
 }
 
 /// Returns large blocks to their arenas' page allocators, one lock per arena; returns bytes.
-fn flush_large(blocks: &mut [*mut u8]) -> usize {
+fn flush_large(blocks: &mut [usize]) -> usize {
     let mut bytes = 0;
     let mut todo = blocks.len();
     while todo > 0 {
-        let a = arena_of(blocks[0]);
+        let a = arena_of(block(blocks[0]));
         let mut g = a.pac.inner.lock();
         let mut keep = 0;
         for j in 0..todo {
-            let p = blocks[j];
+            let p = block(blocks[j]);
             let e: *mut Extent = rtree::lookup(p as usize);
             // SAFETY: cached large blocks are active extents registered at their address.
             unsafe {
@@ -464,7 +479,7 @@ fn flush_large(blocks: &mut [*mut u8]) -> usize {
                         crate::report::misuse("free", crate::report::Misuse::DoubleFree, p as usize);
                     }
                 } else {
-                    blocks[keep] = p;
+                    blocks[keep] = blocks[j];
                     keep += 1;
                 }
             }
@@ -472,6 +487,14 @@ fn flush_large(blocks: &mut [*mut u8]) -> usize {
         todo = keep;
     }
     bytes
+}
+
+/// A freed-in block lost its cookie before leaving the cache: it was freed twice (the other
+/// copy already went out) or written after free.
+#[cold]
+#[inline(never)]
+fn lost_cookie(p: *mut u8) -> ! {
+    crate::report::misuse("malloc", crate::report::Misuse::FreedBlockChanged, p as usize)
 }
 
 #[inline]
