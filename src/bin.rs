@@ -20,7 +20,9 @@ use crate::sync::{Mutex, Rank};
 use crate::util::{LG_PAGE, PAGE};
 
 const NBUCKETS: usize = 64;
-/// Buckets from this one up hold slabs at most ~75 % full (nfree > nregs / 4).
+/// Buckets from this one up hold slabs with more than 1/16 of their regions free (at most
+/// ~94 % full). Measured on the drifting cache (`make bench`, 4M replacements): RSS/live 1.199
+/// with a 75 % threshold (bucket 16), 1.188 with this one, 1.179 with no thread cache at all.
 const SPARSE_BUCKET: u8 = 4;
 
 /// Whether a slab with bucket index `bucket` (read lock-free from its extent) is a sparse,

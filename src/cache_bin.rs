@@ -26,8 +26,6 @@ pub struct CacheBin {
     pub size: u32,
     /// `size_class::div_magic` of a small class (0 for large bins).
     pub magic: u32,
-    /// Refilled since the last GC visit (GC then doubles `nfill`).
-    pub refilled: bool,
     /// Storage for `cap` entries (inside the owning `Tcache`).
     pub slots: *mut usize,
 }
