@@ -161,7 +161,7 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
         // A class whose size is a multiple of `align` has every region aligned to it, and the
         // class of round_up(size, align) always is such a multiple (size_class.rs); a
         // rounded size above SMALL_MAX is large, hence page-aligned (12993 B at 4 KiB
-        // alignment must not land in the 14 KiB class).
+        // alignment rounds to 16 KiB, not into the 14 KiB class).
         return match align_up_checked(size.max(1), align) {
             Some(s) => malloc(s),
             None => enomem(),

@@ -25,7 +25,7 @@ pub struct CacheBin {
     /// here so the fast paths read it from the line they already touch instead of a table.
     pub size: u32,
     /// `size_class::div_magic` of a small class (0 for large bins).
-    pub magic: u32,
+    pub magic: u64,
     /// Storage for `cap` entries (inside the owning `Tcache`).
     pub slots: *mut usize,
 }

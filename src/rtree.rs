@@ -74,18 +74,47 @@ pub fn ensure(addr: usize, len: usize) -> bool {
 }
 
 /// Registers `e` (or null) for the page holding `addr`. The leaf must exist (`ensure`).
-#[inline]
+#[inline(always)]
 pub fn set(addr: usize, e: *mut Extent) {
+    debug_assert!(addr >> 47 == 0);
+    let (r, l) = split(addr);
+    let leaf = ROOT[r].load(Ordering::Acquire);
+    if leaf.is_null() {
+        return set_slow(addr, e);
+    }
+    // SAFETY: as in `lookup`.
+    unsafe { (*leaf).get_unchecked(l).store(e, Ordering::Release) }
+}
+
+#[cold]
+#[inline(never)]
+fn set_slow(addr: usize, e: *mut Extent) {
     match slot(addr) {
         Some(s) => s.store(e, Ordering::Release),
         None => crate::report::fatal("out of memory for the page map"),
     }
 }
 
-/// Registers `e` (or null) for `npages` pages from `addr`.
+/// Registers `e` (or null) for `npages` pages from `addr` (leaves must exist): one root
+/// lookup per leaf the range touches, then consecutive slot stores (slab set-up and release
+/// write up to 64 slots).
 pub fn set_range(addr: usize, npages: usize, e: *mut Extent) {
-    for i in 0..npages {
-        set(addr + (i << LG_PAGE), e);
+    let mut page = addr >> LG_PAGE;
+    let end = page + npages;
+    while page < end {
+        let at = page << LG_PAGE;
+        let (r, l) = split(at);
+        let n = (LEAF_LEN - l).min(end - page);
+        let leaf = ROOT[r].load(Ordering::Acquire);
+        if leaf.is_null() {
+            set_slow(at, e); // creates the leaf (or reports exhaustion)
+            continue;
+        }
+        // SAFETY: as in `lookup`; l + n ≤ LEAF_LEN.
+        for s in unsafe { (*leaf).get_unchecked(l..l + n) } {
+            s.store(e, Ordering::Release);
+        }
+        page += n;
     }
 }
 

@@ -6,7 +6,10 @@
 //! - 16, 32, 48, 64 (quantum spacing);
 //! - then 4 classes per doubling: (2^n, 2^(n+1)] is split at 2^n + k·2^(n-2), k = 1..4,
 //!   e.g. 80 96 112 128 | 160 192 224 256 | ... | 10240 12288 14336.
-//! 36 small classes, the largest 14336 B. Anything larger is *large*: a page-rounded extent.
+//! 36 classes up to 14336 B as in jemalloc, then 5 more up to 32 KiB (16, 20, 24, 28, 32 KiB)
+//! that jemalloc serves as large extents: slabs make batches of 32 KiB blocks a bitmap
+//! operation instead of an extent split and coalesce each (`make bench`, batch 32768).
+//! 41 slab classes; anything larger is *large*: a page-rounded extent.
 //!
 //! Waste: above 64 B the worst case is 1 - (2^n+1)/(2^n + 2^(n-2)) < 20 % (e.g. 1025 B →
 //! 1280 B); at or below 64 B at most 15 bytes (quantum spacing: 17 B → 32 B); on requests
@@ -16,13 +19,18 @@
 //! capped at 4096: ≥ 16 B for every class from 16 B up, 8 B for the tiny class.
 //!
 //! Slab shape: the smallest number of pages that the class divides exactly (no tail waste),
-//! pages = size / gcd(size, 4096): 1, 3, 5 or 7 pages; regions per slab ≤ 512.
+//! pages = size / gcd(size, 4096): 1, 3, 5 or 7 pages; for classes of 4 KiB and more, that
+//! times the smallest power of two giving at least 8 regions (jemalloc keeps 1-4 regions
+//! there, which makes every thread-cache refill of 4 KiB blocks a page-allocator call).
+//! Regions per slab ≤ 512; slabs ≤ 64 pages (256 KiB).
 
 use crate::util::{gcd, lg_floor, PAGE};
 
-pub const NBINS: usize = 36;
+pub const NBINS: usize = 41;
+/// Classes that match jemalloc 5.3's small classes (index, size; slab shape below 4 KiB).
+pub const NBINS_JEMALLOC: usize = 36;
 /// Largest small (slab-backed) class.
-pub const SMALL_MAX: usize = 14336;
+pub const SMALL_MAX: usize = 32768;
 /// Largest request served from the lookup table.
 const LOOKUP_MAX: usize = 4096;
 /// Most regions a slab can have (8-byte class in one page).
@@ -66,13 +74,23 @@ pub static BIN_SIZE: [u32; NBINS] = {
     t
 };
 
+const fn slab_pages_compute(bin: usize) -> usize {
+    let s = bin_size_compute(bin);
+    let mut pages = s / gcd(s, PAGE);
+    if s >= PAGE {
+        while pages * PAGE / s < 8 {
+            pages *= 2;
+        }
+    }
+    pages
+}
+
 /// Pages per slab of each class.
 pub static SLAB_PAGES: [u8; NBINS] = {
     let mut t = [0u8; NBINS];
     let mut i = 0;
     while i < NBINS {
-        let s = bin_size_compute(i);
-        t[i] = (s / gcd(s, PAGE)) as u8;
+        t[i] = slab_pages_compute(i) as u8;
         i += 1;
     }
     t
@@ -83,21 +101,23 @@ pub static NREGS: [u16; NBINS] = {
     let mut t = [0u16; NBINS];
     let mut i = 0;
     while i < NBINS {
-        let s = bin_size_compute(i);
-        t[i] = ((s / gcd(s, PAGE)) * PAGE / s) as u16;
+        t[i] = (slab_pages_compute(i) * PAGE / bin_size_compute(i)) as u16;
         i += 1;
     }
     t
 };
 
-/// ceil(2^32 / size): region index = (offset · magic) >> 32, exact for offsets that are
-/// multiples of size within a slab (offset · error < 2^32 since offsets < 2^15).
-pub static DIV_MAGIC: [u32; NBINS] = {
-    let mut t = [0u32; NBINS];
+/// Fixed-point position of `DIV_MAGIC` (see `slab::region_index_magic`).
+pub const MAGIC_SHIFT: u32 = 48;
+
+/// ceil(2^48 / size): region index = (offset · magic) >> 48, exact for offsets that are
+/// multiples of size within a slab (offset · error < 2^48 since offsets < 2^18).
+pub static DIV_MAGIC: [u64; NBINS] = {
+    let mut t = [0u64; NBINS];
     let mut i = 0;
     while i < NBINS {
         let s = bin_size_compute(i) as u64;
-        t[i] = (((1u64 << 32) + s - 1) / s) as u32;
+        t[i] = ((1u64 << MAGIC_SHIFT) + s - 1) / s;
         i += 1;
     }
     t
@@ -148,7 +168,7 @@ pub fn nregs(bin: usize) -> usize {
 pub fn div_magic(bin: usize) -> u64 {
     debug_assert!(bin < NBINS);
     // SAFETY: as in `bin_size`.
-    unsafe { *DIV_MAGIC.get_unchecked(bin) as u64 }
+    unsafe { *DIV_MAGIC.get_unchecked(bin) }
 }
 
 /// Usable size for a request of `size` bytes (size ≤ MAX_REQUEST): the class size for small
@@ -167,7 +187,7 @@ mod tests {
     use super::*;
 
     /// jemalloc 5.3 x86_64 (lg_quantum 4, lg_page 12) small classes and slab sizes.
-    const JEMALLOC: [(usize, usize); NBINS] = [
+    const JEMALLOC: [(usize, usize); NBINS_JEMALLOC] = [
         (8, 4096), (16, 4096), (32, 4096), (48, 12288), (64, 4096), (80, 20480), (96, 12288),
         (112, 28672), (128, 4096), (160, 20480), (192, 12288), (224, 28672), (256, 4096),
         (320, 20480), (384, 12288), (448, 28672), (512, 4096), (640, 20480), (768, 12288),
@@ -181,12 +201,19 @@ mod tests {
     fn matches_jemalloc_table() {
         for (i, &(size, slab)) in JEMALLOC.iter().enumerate() {
             assert_eq!(bin_size(i), size, "class {i}");
-            // 8192 is 2 pages in jemalloc (2 regions of 4 KiB would not fit); ours uses the
-            // gcd rule which gives 2 pages as well.
-            assert_eq!(SLAB_PAGES[i] as usize * PAGE, slab, "slab of class {i}");
-            assert_eq!(NREGS[i] as usize, slab / size);
+            if size < PAGE {
+                assert_eq!(SLAB_PAGES[i] as usize * PAGE, slab, "slab of class {i}");
+            } else {
+                // From 4 KiB up our slabs are that shape times a power of two, ≥ 8 regions.
+                let m = SLAB_PAGES[i] as usize * PAGE / slab;
+                assert!(m.is_power_of_two() && NREGS[i] >= 8, "slab of class {i}");
+            }
+            assert_eq!(NREGS[i] as usize, SLAB_PAGES[i] as usize * PAGE / size);
         }
+        let beyond: std::vec::Vec<usize> = (NBINS_JEMALLOC..NBINS).map(bin_size).collect();
+        assert_eq!(beyond, [16384, 20480, 24576, 28672, 32768]);
         assert_eq!(bin_size(NBINS - 1), SMALL_MAX);
+        assert!((0..NBINS).all(|b| NREGS[b] as usize <= MAX_NREGS && SLAB_PAGES[b] <= 64));
     }
 
     #[test]
@@ -216,7 +243,7 @@ mod tests {
             let s = bin_size(b);
             for i in 0..NREGS[b] as usize {
                 let off = (i * s) as u64;
-                assert_eq!(((off * DIV_MAGIC[b] as u64) >> 32) as usize, i);
+                assert_eq!(((off * DIV_MAGIC[b]) >> MAGIC_SHIFT) as usize, i);
             }
         }
     }

@@ -4,7 +4,7 @@
 //! lives at `addr + i·size`; `nfree == bitmap.count()` (checked by `validate`).
 
 use crate::extent::{Extent, NO_BUCKET};
-use crate::size_class::{bin_size, div_magic, nregs};
+use crate::size_class::{bin_size, div_magic, nregs, MAGIC_SHIFT};
 
 /// Result of checking a pointer against a slab.
 pub enum RegionCheck {
@@ -68,20 +68,17 @@ pub fn region_index(e: &Extent, bin: usize, p: usize) -> Option<usize> {
 }
 
 /// Region index of byte offset `off` (< the slab's size) in a slab whose class has division
-/// magic `magic`, or None when `off` is not a multiple of the class size — one multiply:
-/// with magic = ceil(2^32 / size) = (2^32 + err) / size, err < size, the product
-/// off · magic = i · (2^32 + err) + r · magic for off = i · size + r. Its low 32 bits are
-/// i · err < slab size ≤ 28 KiB when r = 0, and at least magic > 2^18 otherwise (no wrap:
-/// i · err + r · magic < 2^32 because slab size + size < magic). So the low half tells
-/// exactness and the high half is i (checked for every class and offset in a unit test).
+/// magic `magic` = ceil(2^48 / size), or None when `off` is not a multiple of the class size —
+/// one multiply. With size · magic = 2^48 + err (err < size) and off = i · size + r, the
+/// product is i · 2^48 + i · err + r · magic. Its low 48 bits are i · err < slab size ≤ 2^18
+/// when r = 0, and at least magic ≥ 2^48 / 2^15 = 2^33 otherwise (no carry into bit 48:
+/// slab size + (size − 1) · magic < 2^48). So bits 32..47 are zero exactly for region
+/// starts, and bits 48.. are i (checked for every class and offset in a unit test).
 #[inline(always)]
 pub fn region_index_magic(off: usize, magic: u64) -> Option<usize> {
     let prod = off as u64 * magic;
-    ((prod as u32) < EXACT_LOW_BOUND).then_some((prod >> 32) as usize)
+    ((prod >> 32) as u16 == 0).then_some((prod >> MAGIC_SHIFT) as usize)
 }
-
-/// Above every slab size (7 pages), below every class's magic (2^32 / 14336 ≈ 299593).
-const EXACT_LOW_BOUND: u32 = 1 << 15;
 
 /// Takes up to `n` free regions, lowest first, writing their addresses to `out[0..]`;
 /// returns how many (≤ nfree).
@@ -130,7 +127,7 @@ mod tests {
         for bin in 0..NBINS {
             let size = bin_size(bin);
             let slab = SLAB_PAGES[bin] as usize * crate::util::PAGE;
-            assert!(slab < EXACT_LOW_BOUND as usize && div_magic(bin) > EXACT_LOW_BOUND as u64);
+            assert!(slab <= 1 << 18 && div_magic(bin) >= 1 << 33);
             for off in 0..slab {
                 let want = (off % size == 0).then_some(off / size);
                 assert_eq!(region_index_magic(off, div_magic(bin)), want, "bin {bin} off {off}");

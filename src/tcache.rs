@@ -41,8 +41,8 @@ use crate::sync::{Mutex, Rank};
 use crate::tsd;
 use crate::util::LG_PAGE;
 
-/// Smallest and largest cached large sizes, in pages (the smallest large size is 14 KiB + 1).
-pub const LARGE_MIN_PAGES: usize = 4;
+/// Smallest and largest cached large sizes, in pages (the smallest large size is 32 KiB + 1).
+pub const LARGE_MIN_PAGES: usize = crate::size_class::SMALL_MAX / crate::util::PAGE + 1;
 pub const LARGE_MAX_PAGES: usize = 64;
 const NLARGE: usize = LARGE_MAX_PAGES - LARGE_MIN_PAGES + 1;
 /// Cache bins: small classes, then one per cached large page count.
@@ -212,7 +212,7 @@ unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
             cap,
             nfill: INITIAL_FILL.min((cap / 2).max(1)),
             size: if i < NBINS { bin_size(i) } else { (i - NBINS + LARGE_MIN_PAGES) << LG_PAGE } as u32,
-            magic: if i < NBINS { crate::size_class::div_magic(i) as u32 } else { 0 },
+            magic: if i < NBINS { crate::size_class::div_magic(i) } else { 0 },
             slots: slots.add(at),
         });
         at += cap as usize;
@@ -275,7 +275,7 @@ impl Tcache {
     pub fn region_index(&self, e: &Extent, bin: usize, p: usize) -> Option<usize> {
         // SAFETY: bin < NBINS (a slab's class).
         let cb = unsafe { self.bins.get_unchecked(bin) };
-        crate::slab::region_index_magic(p - e.addr, cb.magic as u64)
+        crate::slab::region_index_magic(p - e.addr, cb.magic)
     }
 
     /// A cache entry leaving the cache as a block of `size` usable bytes: checks and clears
@@ -534,10 +534,10 @@ mod tests {
     fn caps_and_layout() {
         assert_eq!(CAP[0], 1024); // 8 B
         assert_eq!(CAP[crate::size_class::size2bin(1024)], 64);
-        assert_eq!(CAP[NBINS - 1], 8); // 14 KiB
-        assert_eq!(large_index(4), Some(NBINS));
+        assert_eq!(CAP[NBINS - 1], 8); // 32 KiB
+        assert_eq!(large_index(9), Some(NBINS));
         assert_eq!(large_index(64), Some(NCB - 1));
         assert_eq!(large_index(65), None);
-        assert_eq!(large_index(3), None);
+        assert_eq!(large_index(8), None);
     }
 }
