@@ -39,7 +39,9 @@ pub fn lookup(addr: usize) -> *mut Extent {
         return core::ptr::null_mut();
     }
     let (r, l) = split(addr);
-    let leaf = ROOT[r].load(Ordering::Acquire);
+    let root = crate::static_addr!(ROOT, AtomicPtr<Leaf>);
+    // SAFETY: `root` is ROOT's first slot and r < 2^ROOT_BITS (masked in `split`).
+    let leaf = unsafe { (*root.add(r)).load(Ordering::Acquire) };
     if leaf.is_null() {
         return core::ptr::null_mut();
     }

@@ -140,8 +140,9 @@ static LOOKUP: [u8; (LOOKUP_MAX >> 3) + 1] = {
 pub fn size2bin(size: usize) -> usize {
     debug_assert!(size <= SMALL_MAX);
     if size <= LOOKUP_MAX {
+        let table = crate::static_addr!(LOOKUP, u8);
         // SAFETY: size ≤ LOOKUP_MAX, so the index is ≤ LOOKUP_MAX >> 3 < LOOKUP.len().
-        unsafe { *LOOKUP.get_unchecked((size + 7) >> 3) as usize }
+        unsafe { *table.add((size + 7) >> 3) as usize }
     } else {
         size2bin_compute(size)
     }

@@ -113,11 +113,14 @@ pub fn large_index(pages: usize) -> Option<usize> {
 pub struct Tcache {
     /// Hot: the stacks.
     pub bins: [CacheBin; NCB],
-    /// Bytes handed out / taken back by this thread (thread.allocated / deallocated).
-    pub allocated: u64,
+    /// Bytes this thread may still allocate before the next GC visit. One counter serves as
+    /// both the GC clock and the allocated-bytes statistic (see `allocated`), so the malloc
+    /// fast path pays one subtraction and a sign test.
+    gc_left: i64,
+    /// Bytes allocated up to the last GC visit.
+    alloc_mark: u64,
+    /// Bytes taken back by this thread (thread.deallocated).
     pub deallocated: u64,
-    /// `allocated` value at which the next GC visit runs.
-    pub gc_at: u64,
     gc_cursor: usize,
     /// Bytes held in large cache bins.
     large_bytes: usize,
@@ -217,9 +220,9 @@ unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
         });
         at += cap as usize;
     }
-    core::ptr::addr_of_mut!((*tc).allocated).write(0);
+    core::ptr::addr_of_mut!((*tc).gc_left).write(GC_BYTES as i64);
+    core::ptr::addr_of_mut!((*tc).alloc_mark).write(0);
     core::ptr::addr_of_mut!((*tc).deallocated).write(0);
-    core::ptr::addr_of_mut!((*tc).gc_at).write(GC_BYTES);
     core::ptr::addr_of_mut!((*tc).gc_cursor).write(0);
     core::ptr::addr_of_mut!((*tc).large_bytes).write(0);
     core::ptr::addr_of_mut!((*tc).arena).write(arena);
@@ -292,11 +295,26 @@ impl Tcache {
                 *(p as *mut usize) = 0;
             }
         }
-        self.allocated += size as u64;
-        if self.allocated >= self.gc_at {
-            self.gc_event();
+        self.gc_left -= size as i64;
+        if self.gc_left < 0 {
+            return self.gc_event_then(p);
         }
         p
+    }
+
+    /// Bytes handed out by this thread's cache so far (thread.allocated).
+    pub fn allocated(&self) -> u64 {
+        self.alloc_mark.wrapping_add((GC_BYTES as i64 - self.gc_left) as u64)
+    }
+
+    /// Runs a GC visit, then returns `p` (a tail call from the malloc fast path, so that path
+    /// needs no stack frame).
+    #[cold]
+    #[inline(never)]
+    fn gc_event_then(&mut self, p: *mut u8) -> *mut u8 {
+        self.gc_event();
+        // Opaque, so LLVM does not turn the caller's tail call back into call + saved register.
+        core::hint::black_box(p)
     }
 
     #[inline(never)]
@@ -408,10 +426,9 @@ impl Tcache {
     /// One GC visit (jemalloc's policy): the next class in round-robin order gives back 3/4
     /// of what it did not use since its previous visit, and halves its refill size (refills
     /// double it). One class per event keeps the event cheap.
-    #[cold]
-    #[inline(never)]
     fn gc_event(&mut self) {
-        self.gc_at = self.allocated + GC_BYTES;
+        self.alloc_mark = self.allocated();
+        self.gc_left = GC_BYTES as i64;
         let i = self.gc_cursor;
         self.gc_cursor = if i + 1 == NCB { 0 } else { i + 1 };
         let cb = &mut self.bins[i];

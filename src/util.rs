@@ -67,3 +67,25 @@ mod tests {
         assert_eq!(gcd(80, 4096), 16);
     }
 }
+
+/// The address of a static, taken RIP-relative (`lea reg, [rip + sym]`).
+///
+/// rustc does not mark statics `dso_local` in a cdylib, so LLVM reaches them through a GOT
+/// load: one more dependent load before every table lookup on the malloc/free fast paths.
+/// After LTO the statics are local symbols, so a direct PC-relative reference links fine.
+#[macro_export]
+macro_rules! static_addr {
+    ($sym:path, $ty:ty) => {{
+        let p: *const $ty;
+        // SAFETY: computes the address of a static defined in this crate; reads nothing.
+        unsafe {
+            core::arch::asm!(
+                "lea {0}, [rip + {1}]",
+                out(reg) p,
+                sym $sym,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        p
+    }};
+}
