@@ -40,7 +40,7 @@ impl Arena {
         Arena { id, bins, pac: Pac::new(id) }
     }
 
-    /// Initializes a zeroed arena in place (36 KiB: not built on the stack).
+    /// Initializes a zeroed arena in place (~40 KiB: not built on the stack).
     ///
     /// # Safety
     /// `this` points to zeroed memory nobody else sees yet.

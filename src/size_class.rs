@@ -5,7 +5,7 @@
 //! - one tiny class, 8 B (requests 0..=8);
 //! - 16, 32, 48, 64 (quantum spacing);
 //! - then 4 classes per doubling: (2^n, 2^(n+1)] is split at 2^n + k·2^(n-2), k = 1..4,
-//!   e.g. 80 96 112 128 | 160 192 224 256 | ... | 10240 12288 14336.
+//!   e.g. 80 96 112 128 | 160 192 224 256 | ... | 10240 12288 14336 | 16384 ... 32768.
 //! 36 classes up to 14336 B as in jemalloc, then 5 more up to 32 KiB (16, 20, 24, 28, 32 KiB)
 //! that jemalloc serves as large extents: slabs make batches of 32 KiB blocks a bitmap
 //! operation instead of an extent split and coalesce each (`make bench`, batch 32768).
