@@ -38,7 +38,7 @@ fn tcache_fast() -> Option<&'static mut Tcache> {
 }
 
 /// A region of class `bin` straight from arena `a` (no thread cache).
-fn small_direct(a: &Arena, bin: usize) -> *mut u8 {
+pub fn small_direct(a: &Arena, bin: usize) -> *mut u8 {
     // SAFETY: `bin` comes from size2bin, < NBINS.
     let p = unsafe { a.bins.get_unchecked(bin) }.lock.lock().alloc(&a.pac);
     if p.is_null() {
@@ -63,7 +63,7 @@ fn alloc_small(bin: usize) -> *mut u8 {
 
 /// A large block of `size` bytes (> 0) aligned to `align` (power of two ≥ PAGE) from `a`.
 #[cold]
-fn large_from(a: &Arena, size: usize, align: usize, zero: bool) -> *mut u8 {
+pub fn large_from(a: &Arena, size: usize, align: usize, zero: bool) -> *mut u8 {
     if size > MAX_REQUEST || align > MAX_REQUEST / 2 {
         return enomem();
     }
@@ -225,7 +225,7 @@ fn check_not_cached(tc: Option<&Tcache>, e: &Extent, p: usize, func: &str) {
 /// Validates `p` (non-null) as a live block for `func` without taking a lock: not ours,
 /// interior, freed large extent, a small region already free in its slab, or a block in this
 /// thread's cache are all reported. Returns its extent.
-fn check_live(tc: Option<&Tcache>, p: usize, func: &str) -> &'static Extent {
+pub fn check_live(tc: Option<&Tcache>, p: usize, func: &str) -> &'static Extent {
     let e = lookup_live(p, func);
     if e.is_slab {
         match slab::region_index(e, e.bin as usize, p) {
@@ -268,14 +268,41 @@ pub fn free(p: *mut u8, func: &str) {
     free_slow(p, func)
 }
 
+/// Frees `p` (non-null) straight to its slab or page allocator, never into a thread cache
+/// (`dallocx` with `MALLOCX_TCACHE_NONE`: the next malloc must not get the region back).
+pub fn free_direct(p: *mut u8, func: &str) {
+    init::ensure();
+    let tc = tcache::current();
+    let e = check_live(tc.as_deref(), p as usize, func);
+    if let Some(tc) = tc {
+        tc.deallocated += if e.is_slab { bin_size(e.bin as usize) } else { e.size } as u64;
+    }
+    free_to_arena(e, p, func);
+}
+
+/// Returns live block `p` of extent `e` to its arena.
+fn free_to_arena(e: &Extent, p: *mut u8, func: &str) {
+    let a = arena::get(e.arena);
+    let ep = e as *const Extent as *mut Extent;
+    if e.is_slab {
+        // SAFETY: the rtree maps `p` to this active slab of class `e.bin` (< NBINS, set by
+        // `Pac::alloc` from a class index); `free` re-checks the region under the lock.
+        unsafe { a.bins.get_unchecked(e.bin as usize).lock.lock().free(&a.pac, ep, p as usize, func) }
+    } else {
+        // SAFETY: `ep` is the large extent registered for `p`; `dalloc` re-checks under the lock
+        // that it is still active, which catches two racing frees of one block.
+        if !unsafe { a.pac.inner.lock().dalloc(ep) } {
+            report::misuse(func, Misuse::DoubleFree, p as usize);
+        }
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn free_slow(p: *mut u8, func: &str) {
     init::ensure();
     let tc = tcache::current();
     let e = check_live(tc.as_deref(), p as usize, func);
-    let a = arena::get(e.arena);
-    let ep = e as *const Extent as *mut Extent;
     if e.is_slab {
         let bin = e.bin as usize;
         if let Some(tc) = tc {
@@ -287,22 +314,13 @@ fn free_slow(p: *mut u8, func: &str) {
             }
             tc.deallocated += bin_size(bin) as u64;
         }
-        // SAFETY: the rtree maps `p` to this active slab of class `bin` (< NBINS, set by
-        // `Pac::alloc` from a class index); `free` re-checks the region under the lock.
-        unsafe { a.bins.get_unchecked(bin).lock.lock().free(&a.pac, ep, p as usize, func) }
-    } else {
-        if let Some(tc) = tc {
-            if tc.free_large(e.pages(), p) {
-                return;
-            }
-            tc.deallocated += e.size as u64;
+    } else if let Some(tc) = tc {
+        if tc.free_large(e.pages(), p) {
+            return;
         }
-        // SAFETY: `ep` is the large extent registered for `p`; `dalloc` re-checks under the lock
-        // that it is still active, which catches two racing frees of one block.
-        if !unsafe { a.pac.inner.lock().dalloc(ep) } {
-            report::misuse(func, Misuse::DoubleFree, p as usize);
-        }
+        tc.deallocated += e.size as u64;
     }
+    free_to_arena(e, p, func);
 }
 
 /// Usable size of the live block `p` (0 for null), for `malloc_usable_size`, which some
@@ -401,7 +419,7 @@ pub fn trim() -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// xorshift64*: deterministic, seeded per thread.
@@ -498,7 +516,7 @@ mod tests {
     }
 
     /// Tests that measure arena 0's mapped bytes must not run beside the random walk.
-    static ARENA0_EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    pub(crate) static ARENA0_EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     #[test]
     fn random_walk_threads() {

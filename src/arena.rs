@@ -165,6 +165,15 @@ pub fn bind() -> &'static Arena {
     a
 }
 
+/// Arena `i`, created on demand (`MALLOCX_ARENA(i)`, `arena.<i>.*`); None past the table
+/// or when metadata memory runs out.
+pub fn get_or_create(i: usize) -> Option<&'static Arena> {
+    if i >= MAX_ARENAS {
+        return None;
+    }
+    try_get(i).or_else(|| create(i))
+}
+
 /// Undoes one `bind` (thread exit).
 pub fn unbind(a: &Arena) {
     NTHREADS[a.id as usize].fetch_sub(1, Ordering::Relaxed);

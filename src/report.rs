@@ -20,6 +20,9 @@ pub enum Misuse {
     /// A block in the thread cache lost the mark its free wrote: freed twice, or written
     /// after it was freed (found when the block is about to be handed out again).
     FreedBlockChanged,
+    /// A sized free (`sdallocx`, sized `operator delete`) whose size does not belong to the
+    /// block.
+    SizeMismatch,
 }
 
 impl Misuse {
@@ -30,6 +33,7 @@ impl Misuse {
             Misuse::NotOurs => "pointer not allocated by oxmalloc",
             Misuse::NotLive => "pointer not a live block",
             Misuse::FreedBlockChanged => "double free or write after free",
+            Misuse::SizeMismatch => "size does not match the block",
         }
     }
 }

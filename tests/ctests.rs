@@ -42,6 +42,9 @@ const ALL_WHATS: &[&str] = &[
 enum Mode {
     Linked,
     Preload,
+    /// Linked against Debian's libjemalloc.so.2 with CTESTS_ALLOW_OTHER_MALLOC=1: proof that a
+    /// program tests jemalloc's documented semantics, not just ours.
+    Jemalloc,
 }
 
 impl Mode {
@@ -49,6 +52,7 @@ impl Mode {
         match self {
             Mode::Linked => "linked",
             Mode::Preload => "preload",
+            Mode::Jemalloc => "jemalloc",
         }
     }
 }
@@ -139,7 +143,7 @@ fn compile(rel: &str, mode: Mode, lib: &Path) -> PathBuf {
         .arg(&src)
         .arg("-o")
         .arg(&tmp);
-    if let Mode::Linked = mode {
+    if let Mode::Linked | Mode::Jemalloc = mode {
         let dir = lib.parent().expect("library path has a directory");
         cmd.arg("-Wl,--no-as-needed");
         if lib.file_name().and_then(|n| n.to_str()) == Some("liboxmalloc.so") {
@@ -213,6 +217,10 @@ fn run_program(exe: &Path, mode: Mode, lib: &Path) -> Outcome {
         Mode::Linked => {
             cmd.env_remove("LD_PRELOAD");
         }
+        Mode::Jemalloc => {
+            cmd.env_remove("LD_PRELOAD");
+            cmd.env("CTESTS_ALLOW_OTHER_MALLOC", "1");
+        }
         Mode::Preload => {
             cmd.env("LD_PRELOAD", lib);
         }
@@ -282,6 +290,7 @@ fn report(rel: &str, mode: Mode, exe: &Path, lib: &Path, o: &Outcome, why: &str)
         match mode {
             Mode::Preload => format!("LD_PRELOAD={} ", lib.display()),
             Mode::Linked => String::new(),
+            Mode::Jemalloc => "CTESTS_ALLOW_OTHER_MALLOC=1 ".to_string(),
         },
         exe.display(),
         o.stdout.trim_end(),
@@ -335,6 +344,23 @@ fn check_misuse(o: &Outcome, func: &str, whats: &[&str]) -> Option<String> {
             .collect::<Vec<_>>()
             .join(" or ")
     ))
+}
+
+/// Debian's jemalloc (package libjemalloc2, installed by `make deps`).
+const LIBJEMALLOC: &str = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+
+/// The jemalloc-API programs pass linked against libjemalloc too.
+#[test]
+fn jemalloc_api_passes_under_libjemalloc() {
+    let lib = Path::new(LIBJEMALLOC);
+    assert!(lib.exists(), "{LIBJEMALLOC} is missing: install libjemalloc2 (make deps)");
+    for rel in ["api/jemalloc_api"] {
+        let exe = compile(rel, Mode::Jemalloc, lib);
+        let o = run_program(&exe, Mode::Jemalloc, lib);
+        if !matches!(o.status, Some(s) if s.success()) {
+            panic!("{}", report(rel, Mode::Jemalloc, &exe, lib, &o, "expected exit status 0"));
+        }
+    }
 }
 
 fn run_case(rel: &str, mode: Mode, expect: Expect) {
@@ -397,6 +423,7 @@ ctests! {
     api_realloc => "api/realloc", Expect::Ok;
     api_trim_mallopt => "api/trim_mallopt", Expect::Ok;
     api_symbols => "api/symbols", Expect::Ok;
+    api_jemalloc_api => "api/jemalloc_api", Expect::Ok;
 
     misuse_double_free_small => "misuse/double_free_small", free_err(&["double free"]);
     misuse_double_free_small_live => "misuse/double_free_small_live",
@@ -411,6 +438,8 @@ ctests! {
         free_err(&["pointer not allocated by oxmalloc"]);
     misuse_double_free_large => "misuse/double_free_large",
         free_err(&["double free", "pointer not a live block"]);
+    misuse_sdallocx_wrong_size => "misuse/sdallocx_wrong_size",
+        Expect::Abort { func: "sdallocx", whats: &["size does not match the block"] };
     misuse_realloc_after_free => "misuse/realloc_after_free",
         Expect::Abort { func: "realloc", whats: ALL_WHATS };
 

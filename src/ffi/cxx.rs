@@ -87,8 +87,8 @@ pub extern "C" fn _ZdlPvRKSt9nothrow_t(p: *mut c_void, _nt: *const c_void) {
 
 /// operator delete(void*, size_t) (sized)
 #[no_mangle]
-pub extern "C" fn _ZdlPvm(p: *mut c_void, _size: usize) {
-    alloc::free(p as *mut u8, "free")
+pub extern "C" fn _ZdlPvm(p: *mut c_void, size: usize) {
+    crate::xalloc::sdallocx(p as *mut u8, size, 0, "operator delete")
 }
 
 /// operator delete(void*, align_val_t)
@@ -105,8 +105,8 @@ pub extern "C" fn _ZdlPvSt11align_val_tRKSt9nothrow_t(p: *mut c_void, _align: us
 
 /// operator delete(void*, size_t, align_val_t) (sized)
 #[no_mangle]
-pub extern "C" fn _ZdlPvmSt11align_val_t(p: *mut c_void, _size: usize, _align: usize) {
-    alloc::free(p as *mut u8, "free")
+pub extern "C" fn _ZdlPvmSt11align_val_t(p: *mut c_void, size: usize, align: usize) {
+    crate::xalloc::sdallocx(p as *mut u8, size, align_flags(align), "operator delete")
 }
 
 /// operator delete[](void*)
@@ -123,8 +123,8 @@ pub extern "C" fn _ZdaPvRKSt9nothrow_t(p: *mut c_void, _nt: *const c_void) {
 
 /// operator delete[](void*, size_t) (sized)
 #[no_mangle]
-pub extern "C" fn _ZdaPvm(p: *mut c_void, _size: usize) {
-    alloc::free(p as *mut u8, "free")
+pub extern "C" fn _ZdaPvm(p: *mut c_void, size: usize) {
+    crate::xalloc::sdallocx(p as *mut u8, size, 0, "operator delete[]")
 }
 
 /// operator delete[](void*, align_val_t)
@@ -141,6 +141,11 @@ pub extern "C" fn _ZdaPvSt11align_val_tRKSt9nothrow_t(p: *mut c_void, _align: us
 
 /// operator delete[](void*, size_t, align_val_t) (sized)
 #[no_mangle]
-pub extern "C" fn _ZdaPvmSt11align_val_t(p: *mut c_void, _size: usize, _align: usize) {
-    alloc::free(p as *mut u8, "free")
+pub extern "C" fn _ZdaPvmSt11align_val_t(p: *mut c_void, size: usize, align: usize) {
+    crate::xalloc::sdallocx(p as *mut u8, size, align_flags(align), "operator delete[]")
+}
+
+/// MALLOCX_ALIGN(align) for a power-of-two `align` (C++ guarantees it for align_val_t).
+fn align_flags(align: usize) -> i32 {
+    align.trailing_zeros() as i32 & 0x3f
 }

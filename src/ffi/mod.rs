@@ -8,4 +8,5 @@
 
 pub mod cxx;
 pub mod glibc;
+pub mod jemalloc;
 pub mod libc;
