@@ -101,6 +101,45 @@ void sdallocx(void *ptr, size_t size, int flags);
  */
 size_t nallocx(size_t size, int flags);
 
+/*
+ Reads and/or writes the control `name` (jemalloc's namespace and conventions): 0, or
+ ENOENT / EINVAL / EPERM / EFAULT / EAGAIN.
+
+ # Safety
+ `name` is a NUL-terminated string; the buffers follow jemalloc's mallctl contract.
+ */
+int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
+
+/*
+ Translates `name` into a MIB (`*miblenp`: capacity in, components out).
+
+ # Safety
+ `name` is a NUL-terminated string; `mibp` has room for `*miblenp` entries.
+ */
+int mallctlnametomib(const char *name, size_t *mibp, size_t *miblenp);
+
+/*
+ `mallctl` by MIB.
+
+ # Safety
+ `mib` has `miblen` entries; the buffers follow jemalloc's mallctl contract.
+ */
+int mallctlbymib(const size_t *mib,
+                 size_t miblen,
+                 void *oldp,
+                 size_t *oldlenp,
+                 void *newp,
+                 size_t newlen);
+
+/*
+ Writes the allocator's statistics through `write_cb` (stderr when NULL); `opts` letters
+ as jemalloc's (`J` JSON, `g` `m` `a` `b` skip sections).
+
+ # Safety
+ `opts` is NULL or a NUL-terminated string; `write_cb` is NULL or a valid callback.
+ */
+void malloc_stats_print(void (*write_cb)(void*, const char*), void *cbopaque, const char *opts);
+
 void *malloc(size_t size);
 
 void *calloc(size_t n, size_t size);

@@ -174,6 +174,23 @@ pub fn get_or_create(i: usize) -> Option<&'static Arena> {
     try_get(i).or_else(|| create(i))
 }
 
+/// Threads bound to arena `i` (stats).
+pub fn nthreads(i: usize) -> u32 {
+    NTHREADS.get(i).map_or(0, |c| c.load(Ordering::Relaxed))
+}
+
+/// Moves the calling thread's binding from `from` to `to` (`thread.arena` writes).
+pub fn rebind(from: &Arena, to: &Arena) {
+    NTHREADS[from.id as usize].fetch_sub(1, Ordering::Relaxed);
+    NTHREADS[to.id as usize].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Creates the lowest-numbered arena not yet created at or above `narenas` (`arenas.create`).
+pub fn create_manual() -> Option<&'static Arena> {
+    let i = (narenas()..MAX_ARENAS).find(|&i| try_get(i).is_none())?;
+    create(i)
+}
+
 /// Undoes one `bind` (thread exit).
 pub fn unbind(a: &Arena) {
     NTHREADS[a.id as usize].fetch_sub(1, Ordering::Relaxed);

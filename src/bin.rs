@@ -226,6 +226,22 @@ impl BinInner {
         0
     }
 
+    /// Start of the slab the next allocation comes from: the current slab if it has room,
+    /// else the fullest non-full one; 0 if neither exists.
+    pub fn slabcur_addr(&self) -> usize {
+        // SAFETY: slabs referenced by this bin are live; the lock is held (&self via guard).
+        unsafe {
+            if !self.slabcur.is_null() && (*self.slabcur).nfree() > 0 {
+                return (*self.slabcur).addr;
+            }
+            if self.nonempty != 0 {
+                let b = self.nonempty.trailing_zeros() as usize;
+                return (*self.buckets[b].head).addr;
+            }
+        }
+        0
+    }
+
     /// Number of slabs in buckets (non-full, not current).
     pub fn nonfull_slabs(&self) -> usize {
         let mut n = 0;

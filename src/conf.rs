@@ -88,6 +88,13 @@ fn env(name: &core::ffi::CStr) -> Option<&'static [u8]> {
     Some(unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes())
 }
 
+/// `abort_conf` as given. Sync: written once by init.
+static ABORT_CONF: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+pub fn abort_conf() -> bool {
+    ABORT_CONF.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Reads the environment and applies the options (init only).
 pub fn load() {
     let mut c = Conf::default();
@@ -104,6 +111,7 @@ pub fn load() {
     if c.errors > 0 && c.abort_conf {
         crate::report::fatal("conf: invalid option and abort_conf:true");
     }
+    ABORT_CONF.store(c.abort_conf, core::sync::atomic::Ordering::Relaxed);
     crate::arena::set_narenas(c.narenas.unwrap_or_else(crate::arena::default_narenas));
     crate::tcache::set_enabled(c.tcache.unwrap_or(true));
 }

@@ -5,7 +5,7 @@
 //! | layer | modules | role |
 //! |---|---|---|
 //! | 5 C ABI | `ffi::{libc, cxx, glibc}` | `#[no_mangle]` shims, nothing else |
-//! | 4 front end | `alloc`, `xalloc`, `init`, `conf`, `fork` | C and jemalloc APIs, bootstrap, options, fork |
+//! | 4 front end | `alloc`, `xalloc`, `ctl`, `init`, `conf`, `fork` | C and jemalloc APIs, mallctl, bootstrap, options, fork |
 //! | 3 caches | `tcache` → `cache_bin`, `tsd` | per-thread caches, initial-exec TLS slot |
 //! | 3 objects | `arena` → `bin` → `slab` | arenas, size-class slabs, fullest-first placement |
 //! | 2 pages | `pac` → `eset` → `extent` | best-fit extents, split/coalesce, purge |
@@ -22,6 +22,7 @@ pub mod bin;
 pub mod bitmap;
 pub mod cache_bin;
 pub mod conf;
+pub mod ctl;
 pub mod eset;
 pub mod extent;
 pub mod ffi;

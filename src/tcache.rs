@@ -147,6 +147,30 @@ pub fn set_enabled(on: bool) {
     ENABLED.store(on, core::sync::atomic::Ordering::Relaxed);
 }
 
+/// Option `tcache`.
+pub fn enabled() -> bool {
+    ENABLED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// `thread.tcache.enabled` writes: off flushes and recycles this thread's cache (later calls
+/// go straight to the arenas); on lets the next call create one again.
+pub fn set_thread_enabled(on: bool) {
+    let t = tsd::get();
+    if !on && t > tsd::LAST_SENTINEL {
+        let tc = t as *mut Tcache;
+        tsd::set(tsd::OFF);
+        tsd::register_exit(core::ptr::null_mut());
+        // SAFETY: this thread's live cache, now unreachable from its slot.
+        unsafe {
+            (*tc).flush_all();
+            arena::unbind((*tc).arena);
+            release(tc);
+        }
+    } else if on && t == tsd::OFF {
+        tsd::set(tsd::NONE);
+    }
+}
+
 /// The calling thread's cache, creating it on the first call; None while it is being set up,
 /// after the thread's teardown, or when caching is off. The allocator must be initialized.
 #[inline]
@@ -413,6 +437,15 @@ impl Tcache {
             self.large_bytes -= bytes;
         }
         self.bins[i].remove_oldest(n);
+    }
+
+    /// Moves this thread to arena `to` (`thread.arena`): cached blocks go home first.
+    pub fn rebind(&mut self, to: &'static Arena) {
+        if to.id != self.arena.id {
+            self.flush_all();
+            arena::rebind(self.arena, to);
+            self.arena = to;
+        }
     }
 
     /// Empties every bin (thread exit, `malloc_trim`, `thread.tcache.flush`).

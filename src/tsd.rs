@@ -81,7 +81,7 @@ pub fn create_key(destructor: unsafe extern "C" fn(*mut libc::c_void)) {
     }
 }
 
-/// Registers `v` (non-null) for the exit destructor of the calling thread.
+/// Registers `v` for the exit destructor of the calling thread (null: nothing to do at exit).
 pub fn register_exit(v: *mut libc::c_void) -> bool {
     if !KEY_OK.load(core::sync::atomic::Ordering::Acquire) {
         return false;

@@ -54,3 +54,75 @@ pub extern "C" fn sdallocx(ptr: *mut c_void, size: usize, flags: c_int) {
 pub extern "C" fn nallocx(size: usize, flags: c_int) -> usize {
     xalloc::nallocx(size, flags)
 }
+
+fn req(oldp: *mut c_void, oldlenp: *mut usize, newp: *mut c_void, newlen: usize) -> crate::ctl::Req {
+    crate::ctl::Req { oldp: oldp as *mut u8, oldlenp, newp: newp as *const u8, newlen }
+}
+
+/// Reads and/or writes the control `name` (jemalloc's namespace and conventions): 0, or
+/// ENOENT / EINVAL / EPERM / EFAULT / EAGAIN.
+///
+/// # Safety
+/// `name` is a NUL-terminated string; the buffers follow jemalloc's mallctl contract.
+#[no_mangle]
+pub unsafe extern "C" fn mallctl(
+    name: *const core::ffi::c_char,
+    oldp: *mut c_void,
+    oldlenp: *mut usize,
+    newp: *mut c_void,
+    newlen: usize,
+) -> c_int {
+    if name.is_null() {
+        return libc::EINVAL;
+    }
+    let n = core::ffi::CStr::from_ptr(name).to_bytes();
+    crate::ctl::errno_of(crate::ctl::ctl_by_name(n, &req(oldp, oldlenp, newp, newlen)))
+}
+
+/// Translates `name` into a MIB (`*miblenp`: capacity in, components out).
+///
+/// # Safety
+/// `name` is a NUL-terminated string; `mibp` has room for `*miblenp` entries.
+#[no_mangle]
+pub unsafe extern "C" fn mallctlnametomib(name: *const core::ffi::c_char, mibp: *mut usize, miblenp: *mut usize) -> c_int {
+    if name.is_null() {
+        return libc::EINVAL;
+    }
+    let n = core::ffi::CStr::from_ptr(name).to_bytes();
+    crate::ctl::errno_of(crate::ctl::name_to_mib(n, mibp, miblenp))
+}
+
+/// `mallctl` by MIB.
+///
+/// # Safety
+/// `mib` has `miblen` entries; the buffers follow jemalloc's mallctl contract.
+#[no_mangle]
+pub unsafe extern "C" fn mallctlbymib(
+    mib: *const usize,
+    miblen: usize,
+    oldp: *mut c_void,
+    oldlenp: *mut usize,
+    newp: *mut c_void,
+    newlen: usize,
+) -> c_int {
+    if mib.is_null() || miblen == 0 || miblen > crate::ctl::MAX_DEPTH {
+        return libc::ENOENT;
+    }
+    let m = core::slice::from_raw_parts(mib, miblen);
+    crate::ctl::errno_of(crate::ctl::ctl_by_mib(m, &req(oldp, oldlenp, newp, newlen)))
+}
+
+/// Writes the allocator's statistics through `write_cb` (stderr when NULL); `opts` letters
+/// as jemalloc's (`J` JSON, `g` `m` `a` `b` skip sections).
+///
+/// # Safety
+/// `opts` is NULL or a NUL-terminated string; `write_cb` is NULL or a valid callback.
+#[no_mangle]
+pub unsafe extern "C" fn malloc_stats_print(
+    write_cb: Option<unsafe extern "C" fn(*mut c_void, *const core::ffi::c_char)>,
+    cbopaque: *mut c_void,
+    opts: *const core::ffi::c_char,
+) {
+    let o: &[u8] = if opts.is_null() { b"" } else { core::ffi::CStr::from_ptr(opts).to_bytes() };
+    crate::ctl::print::print(write_cb, cbopaque, o)
+}
