@@ -98,7 +98,11 @@ fn alloc_large(size: usize, zero: bool) -> *mut u8 {
                 }
                 return p;
             }
-            large_from(tc.arena, size, PAGE, zero)
+            let p = large_from(tc.arena, size, PAGE, zero);
+            if !p.is_null() {
+                tc.count_alloc(pages << LG_PAGE);
+            }
+            p
         }
         None => large_from(arena::fallback(), size, PAGE, zero),
     }

@@ -326,7 +326,15 @@ impl Tcache {
         p
     }
 
-    /// Bytes handed out by this thread's cache so far (thread.allocated).
+    /// Counts `size` bytes this thread allocated without the cache (large blocks).
+    pub fn count_alloc(&mut self, size: usize) {
+        self.gc_left -= size as i64;
+        if self.gc_left < 0 {
+            self.gc_event();
+        }
+    }
+
+    /// Bytes allocated by this thread so far (thread.allocated).
     pub fn allocated(&self) -> u64 {
         self.alloc_mark.wrapping_add((GC_BYTES as i64 - self.gc_left) as u64)
     }

@@ -354,7 +354,7 @@ const LIBJEMALLOC: &str = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
 fn jemalloc_api_passes_under_libjemalloc() {
     let lib = Path::new(LIBJEMALLOC);
     assert!(lib.exists(), "{LIBJEMALLOC} is missing: install libjemalloc2 (make deps)");
-    for rel in ["api/jemalloc_api"] {
+    for rel in ["api/jemalloc_api", "api/mallctl"] {
         let exe = compile(rel, Mode::Jemalloc, lib);
         let o = run_program(&exe, Mode::Jemalloc, lib);
         if !matches!(o.status, Some(s) if s.success()) {
@@ -424,6 +424,7 @@ ctests! {
     api_trim_mallopt => "api/trim_mallopt", Expect::Ok;
     api_symbols => "api/symbols", Expect::Ok;
     api_jemalloc_api => "api/jemalloc_api", Expect::Ok;
+    api_mallctl => "api/mallctl", Expect::Ok;
 
     misuse_double_free_small => "misuse/double_free_small", free_err(&["double free"]);
     misuse_double_free_small_live => "misuse/double_free_small_live",

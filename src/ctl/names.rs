@@ -417,7 +417,11 @@ fn thread_arena(_: &Idx, r: &Req) -> R {
 
 fn tcache_enabled(_: &Idx, r: &Req) -> R {
     crate::init::ensure();
-    let now = tsd::get() > tsd::LAST_SENTINEL;
+    // A thread that has not allocated yet will get a cache on its first call: enabled.
+    let now = match tsd::get() {
+        tsd::NONE => tcache::enabled(),
+        t => t > tsd::LAST_SENTINEL,
+    };
     if let Some(on) = r.write::<bool>()? {
         tcache::set_thread_enabled(on);
     }
