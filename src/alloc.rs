@@ -7,6 +7,7 @@
 
 use crate::arena::{self, Arena};
 use crate::bin;
+use crate::conf;
 use crate::extent::{Extent, State};
 use crate::init;
 use crate::pac;
@@ -44,8 +45,16 @@ pub fn small_direct(a: &Arena, bin: usize) -> *mut u8 {
     if p.is_null() {
         return enomem();
     }
+    if conf::junk_alloc() {
+        // SAFETY: a fresh region of the class size.
+        unsafe { core::ptr::write_bytes(p, JUNK_ALLOC, bin_size(bin)) };
+    }
     p
 }
+
+/// Fill bytes of option `junk` (jemalloc's values).
+const JUNK_ALLOC: u8 = 0xa5;
+const JUNK_FREE: u8 = 0x5a;
 
 /// A region of class `bin` (< NBINS) for any thread state; init done.
 fn alloc_small(bin: usize) -> *mut u8 {
@@ -76,6 +85,8 @@ pub fn large_from(a: &Arena, size: usize, align: usize, zero: bool) -> *mut u8 {
     unsafe {
         if zero && !(*e).zeroed {
             core::ptr::write_bytes((*e).addr as *mut u8, 0, (*e).size);
+        } else if !zero && conf::junk_alloc() {
+            core::ptr::write_bytes((*e).addr as *mut u8, JUNK_ALLOC, (*e).size);
         }
         (*e).addr as *mut u8
     }
@@ -286,6 +297,11 @@ pub fn free_direct(p: *mut u8, func: &str) {
 
 /// Returns live block `p` of extent `e` to its arena.
 fn free_to_arena(e: &Extent, p: *mut u8, func: &str) {
+    if conf::junk_free() {
+        let n = if e.is_slab { bin_size(e.bin as usize) } else { e.size };
+        // SAFETY: the caller's live block of `n` usable bytes, being freed.
+        unsafe { core::ptr::write_bytes(p, JUNK_FREE, n) };
+    }
     let a = arena::get(e.arena);
     let ep = e as *const Extent as *mut Extent;
     if e.is_slab {
@@ -359,8 +375,14 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         return malloc(size);
     }
     if size == 0 {
-        free(p, "realloc");
-        return core::ptr::null_mut();
+        match conf::zero_realloc() {
+            conf::ZeroRealloc::Free => {
+                free(p, "realloc");
+                return core::ptr::null_mut();
+            }
+            conf::ZeroRealloc::Alloc => return realloc(p, 1),
+            conf::ZeroRealloc::Abort => report::fatal_at("realloc", "size 0 with zero_realloc:abort", p as usize),
+        }
     }
     init::ensure();
     let e = check_live(tcache::current().as_deref(), p as usize, "realloc");

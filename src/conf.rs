@@ -1,21 +1,46 @@
-//! Options: jemalloc's `key:value,key:value` syntax, read at init from `MALLOC_CONF` and then
-//! `OXMALLOC_CONF` (later settings win), without allocating.
+//! Options: jemalloc's `key:value,key:value` syntax, read once at init, without allocating,
+//! from (later sources win) the program's `malloc_conf` symbol, `MALLOC_CONF`, then
+//! `OXMALLOC_CONF`.
 //!
 //! Contract: a known key with a valid value sets the option; an unknown key or a bad value
-//! writes one warning line `oxmalloc: conf: invalid option "<text>"` and keeps the default
-//! (with `abort_conf:true` such a line aborts instead). Options understood so far:
-//! `narenas` (1..=256), `tcache` (true/false), `abort_conf`.
+//! writes one line `oxmalloc: conf: invalid option "<text>"` and keeps the default; with
+//! `abort_conf:true` (in any source) the process then aborts with
+//! `oxmalloc: conf: invalid option and abort_conf:true`. Keys and what they do:
+//! - `narenas:N` (1..=256; default one per CPU), `tcache:bool` (default true);
+//! - `tcache_max:N` bytes: the largest size a thread cache keeps (default and maximum 256 KiB;
+//!   every slab class up to 32 KiB is always cached);
+//! - `zero_realloc:free|alloc|abort` — what `realloc(p, 0)` does (default free);
+//! - `junk:false|true|alloc|free` — fill new blocks with 0xa5 and/or freed blocks with 0x5a
+//!   (turns thread caches off so that every block passes the filling code);
+//! - `stats_print:bool` — print `malloc_stats_print` output to stderr at exit;
+//! - `abort_conf:bool`;
+//! - accepted only at their built-in values (anything else is a bad value, since the
+//!   behaviour does not exist yet): `retain:true`, `background_thread:false`,
+//!   `dirty_decay_ms:-1` (freed pages stay until purged explicitly), `muzzy_decay_ms:0`.
 //!
-//! Sync: `parse` runs once, inside init (single-threaded by the init state machine); the
-//! results are stored into the modules' own atomics before READY is published.
+//! Sync: `load` runs once, inside init (single-threaded by the init state machine); results
+//! go into the atomics below and the modules' own before READY is published.
 
 use crate::sys;
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZeroRealloc {
+    Free = 0,
+    Alloc = 1,
+    Abort = 2,
+}
 
 /// Parsed values (None = not given).
 #[derive(Default, Debug, PartialEq)]
 pub struct Conf {
     pub narenas: Option<usize>,
     pub tcache: Option<bool>,
+    pub tcache_max: Option<usize>,
+    pub zero_realloc: Option<u8>,
+    pub junk_alloc: Option<bool>,
+    pub junk_free: Option<bool>,
+    pub stats_print: Option<bool>,
     pub abort_conf: bool,
     /// Invalid entries seen.
     pub errors: usize,
@@ -29,16 +54,22 @@ fn parse_bool(v: &[u8]) -> Option<bool> {
     }
 }
 
+/// Decimal, 0x hex or 0 octal (jemalloc reads with strtoumax base 0).
 fn parse_usize(v: &[u8]) -> Option<usize> {
-    if v.is_empty() || v.len() > 18 {
+    let (digits, radix) = if v.len() > 2 && (v.starts_with(b"0x") || v.starts_with(b"0X")) {
+        (&v[2..], 16)
+    } else if v.len() > 1 && v[0] == b'0' {
+        (&v[1..], 8)
+    } else {
+        (v, 10)
+    };
+    if digits.is_empty() {
         return None;
     }
-    let mut n = 0usize;
-    for &c in v {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        n = n * 10 + (c - b'0') as usize;
+    let mut n: usize = 0;
+    for &c in digits {
+        let d = (c as char).to_digit(radix)? as usize;
+        n = n.checked_mul(radix as usize)?.checked_add(d)?;
     }
     Some(n)
 }
@@ -51,21 +82,7 @@ impl Conf {
                 continue;
             }
             let ok = match item.iter().position(|&c| c == b':') {
-                Some(k) => {
-                    let (key, val) = (&item[..k], &item[k + 1..]);
-                    match key {
-                        b"narenas" => match parse_usize(val) {
-                            Some(n) if (1..=crate::arena::MAX_ARENAS).contains(&n) => {
-                                self.narenas = Some(n);
-                                true
-                            }
-                            _ => false,
-                        },
-                        b"tcache" => parse_bool(val).map(|b| self.tcache = Some(b)).is_some(),
-                        b"abort_conf" => parse_bool(val).map(|b| self.abort_conf = b).is_some(),
-                        _ => false,
-                    }
-                }
+                Some(k) => self.set(&item[..k], &item[k + 1..]),
                 None => false,
             };
             if !ok {
@@ -74,12 +91,98 @@ impl Conf {
             }
         }
     }
+
+    fn set(&mut self, key: &[u8], val: &[u8]) -> bool {
+        fn put<T>(slot: &mut Option<T>, v: Option<T>) -> bool {
+            v.map(|v| *slot = Some(v)).is_some()
+        }
+        match key {
+            b"narenas" => put(&mut self.narenas, parse_usize(val).filter(|n| (1..=crate::arena::MAX_ARENAS).contains(n))),
+            b"tcache" => put(&mut self.tcache, parse_bool(val)),
+            b"tcache_max" => put(&mut self.tcache_max, parse_usize(val)),
+            b"zero_realloc" => put(
+                &mut self.zero_realloc,
+                match val {
+                    b"free" => Some(ZeroRealloc::Free as u8),
+                    b"alloc" => Some(ZeroRealloc::Alloc as u8),
+                    b"abort" => Some(ZeroRealloc::Abort as u8),
+                    _ => None,
+                },
+            ),
+            b"junk" => {
+                let (a, f) = match val {
+                    b"true" => (true, true),
+                    b"false" => (false, false),
+                    b"alloc" => (true, false),
+                    b"free" => (false, true),
+                    _ => return false,
+                };
+                self.junk_alloc = Some(a);
+                self.junk_free = Some(f);
+                true
+            }
+            b"stats_print" => put(&mut self.stats_print, parse_bool(val)),
+            b"abort_conf" => parse_bool(val).map(|b| self.abort_conf = b).is_some(),
+            b"retain" => val == b"true",
+            b"background_thread" => val == b"false",
+            b"dirty_decay_ms" => val == b"-1",
+            b"muzzy_decay_ms" => val == b"0",
+            _ => false,
+        }
+    }
+}
+
+// Values in force. Sync: written once by `load` during init, read-only afterwards.
+static ABORT_CONF: AtomicBool = AtomicBool::new(false);
+static ZERO_REALLOC: AtomicU8 = AtomicU8::new(ZeroRealloc::Free as u8);
+static JUNK_ALLOC: AtomicBool = AtomicBool::new(false);
+static JUNK_FREE: AtomicBool = AtomicBool::new(false);
+static STATS_PRINT: AtomicBool = AtomicBool::new(false);
+static TCACHE_MAX: AtomicUsize = AtomicUsize::new(crate::tcache::LARGE_MAX_PAGES << crate::util::LG_PAGE);
+
+pub fn abort_conf() -> bool {
+    ABORT_CONF.load(Relaxed)
+}
+
+pub fn zero_realloc() -> ZeroRealloc {
+    match ZERO_REALLOC.load(Relaxed) {
+        1 => ZeroRealloc::Alloc,
+        2 => ZeroRealloc::Abort,
+        _ => ZeroRealloc::Free,
+    }
+}
+
+pub fn junk_alloc() -> bool {
+    JUNK_ALLOC.load(Relaxed)
+}
+
+pub fn junk_free() -> bool {
+    JUNK_FREE.load(Relaxed)
+}
+
+pub fn stats_print() -> bool {
+    STATS_PRINT.load(Relaxed)
+}
+
+/// Largest size a thread cache keeps (bytes).
+pub fn tcache_max() -> usize {
+    TCACHE_MAX.load(Relaxed)
+}
+
+/// The text of `opt.junk`.
+pub fn junk_name() -> &'static core::ffi::CStr {
+    match (junk_alloc(), junk_free()) {
+        (true, true) => c"true",
+        (true, false) => c"alloc",
+        (false, true) => c"free",
+        (false, false) => c"false",
+    }
 }
 
 fn env(name: &core::ffi::CStr) -> Option<&'static [u8]> {
     // SAFETY: getenv neither allocates nor retains the name; the environment string it returns
-    // stays valid as long as nobody calls setenv on that variable, and we copy out of it at
-    // once (during init).
+    // stays valid as long as nobody calls setenv on that variable, and we only read it during
+    // init.
     let p = unsafe { libc::getenv(name.as_ptr()) };
     if p.is_null() {
         return None;
@@ -88,14 +191,7 @@ fn env(name: &core::ffi::CStr) -> Option<&'static [u8]> {
     Some(unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes())
 }
 
-/// `abort_conf` as given. Sync: written once by init.
-static ABORT_CONF: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-
-pub fn abort_conf() -> bool {
-    ABORT_CONF.load(core::sync::atomic::Ordering::Relaxed)
-}
-
-/// Reads the environment and applies the options (init only).
+/// Reads the sources and applies the options (init only).
 pub fn load() {
     let mut c = Conf::default();
     let mut warn = |item: &[u8]| {
@@ -103,6 +199,9 @@ pub fn load() {
         sys::write_stderr(&item[..item.len().min(200)]);
         sys::write_stderr(b"\"\n");
     };
+    if let Some(s) = crate::ffi_conf::program_malloc_conf() {
+        c.parse(s, &mut warn);
+    }
     for name in [c"MALLOC_CONF", c"OXMALLOC_CONF"] {
         if let Some(s) = env(name) {
             c.parse(s, &mut warn);
@@ -111,25 +210,53 @@ pub fn load() {
     if c.errors > 0 && c.abort_conf {
         crate::report::fatal("conf: invalid option and abort_conf:true");
     }
-    ABORT_CONF.store(c.abort_conf, core::sync::atomic::Ordering::Relaxed);
+    ABORT_CONF.store(c.abort_conf, Relaxed);
+    ZERO_REALLOC.store(c.zero_realloc.unwrap_or(0), Relaxed);
+    let junk = c.junk_alloc.unwrap_or(false) || c.junk_free.unwrap_or(false);
+    JUNK_ALLOC.store(c.junk_alloc.unwrap_or(false), Relaxed);
+    JUNK_FREE.store(c.junk_free.unwrap_or(false), Relaxed);
+    STATS_PRINT.store(c.stats_print.unwrap_or(false), Relaxed);
+    if let Some(m) = c.tcache_max {
+        TCACHE_MAX.store(m.min(tcache_max()), Relaxed);
+    }
     crate::arena::set_narenas(c.narenas.unwrap_or_else(crate::arena::default_narenas));
-    crate::tcache::set_enabled(c.tcache.unwrap_or(true));
+    crate::tcache::set_enabled(c.tcache.unwrap_or(true) && !junk);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn parses_known_and_flags_bad() {
+    fn parse(s: &str) -> (Conf, std::vec::Vec<std::string::String>) {
         let mut c = Conf::default();
         let mut bad = std::vec::Vec::new();
-        c.parse(b"narenas:3,tcache:false,,bogus:1,narenas:0,tcache:maybe,x", &mut |i| {
-            bad.push(std::string::String::from_utf8_lossy(i).into_owned())
-        });
+        c.parse(s.as_bytes(), &mut |i| bad.push(std::string::String::from_utf8_lossy(i).into_owned()));
+        (c, bad)
+    }
+
+    #[test]
+    fn parses_known_and_flags_bad() {
+        let (c, bad) = parse("narenas:3,tcache:false,,bogus:1,narenas:0,tcache:maybe,x");
         assert_eq!(c.narenas, Some(3));
         assert_eq!(c.tcache, Some(false));
         assert_eq!(bad, ["bogus:1", "narenas:0", "tcache:maybe", "x"]);
         assert_eq!(c.errors, 4);
+    }
+
+    #[test]
+    fn every_option() {
+        let (c, bad) = parse(
+            "tcache_max:0x1000,zero_realloc:alloc,junk:free,stats_print:true,abort_conf:true,\
+             retain:true,background_thread:false,dirty_decay_ms:-1,muzzy_decay_ms:0,narenas:010",
+        );
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(c.tcache_max, Some(4096));
+        assert_eq!(c.zero_realloc, Some(ZeroRealloc::Alloc as u8));
+        assert_eq!((c.junk_alloc, c.junk_free), (Some(false), Some(true)));
+        assert_eq!(c.stats_print, Some(true));
+        assert!(c.abort_conf);
+        assert_eq!(c.narenas, Some(8));
+        let (_, bad) = parse("retain:false,background_thread:true,dirty_decay_ms:10000,zero_realloc:x,junk:yes");
+        assert_eq!(bad.len(), 5);
     }
 }

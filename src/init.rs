@@ -36,6 +36,11 @@ fn slow() {
             crate::tsd::create_key(crate::tcache::thread_exit);
             STATE.store(READY, Ordering::Release);
             crate::fork::register();
+            if crate::conf::stats_print() {
+                // After READY: atexit may allocate, and that nested malloc must be served.
+                // SAFETY: registers a plain function valid for the life of the process.
+                unsafe { libc::atexit(print_stats_at_exit) };
+            }
         }
         Err(_) => {
             while STATE.load(Ordering::Acquire) != READY {
@@ -44,6 +49,11 @@ fn slow() {
             }
         }
     }
+}
+
+/// Option `stats_print`: the statistics on stderr at exit.
+extern "C" fn print_stats_at_exit() {
+    crate::ctl::print::print(None, core::ptr::null_mut(), b"");
 }
 
 extern "C" fn constructor() {

@@ -26,6 +26,7 @@ pub mod ctl;
 pub mod eset;
 pub mod extent;
 pub mod ffi;
+pub mod ffi_conf;
 pub mod fork;
 pub mod init;
 pub mod pac;

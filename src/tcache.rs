@@ -102,7 +102,7 @@ pub fn cookie(p: *mut u8) -> usize {
 /// Cache bin of a large block of `pages` pages, if such blocks are cached.
 #[inline(always)]
 pub fn large_index(pages: usize) -> Option<usize> {
-    if (LARGE_MIN_PAGES..=LARGE_MAX_PAGES).contains(&pages) {
+    if (LARGE_MIN_PAGES..=LARGE_MAX_PAGES).contains(&pages) && pages << LG_PAGE <= crate::conf::tcache_max() {
         Some(NBINS + pages - LARGE_MIN_PAGES)
     } else {
         None

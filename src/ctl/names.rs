@@ -196,8 +196,8 @@ static CONFIG: [(&str, Node); 12] = [
     ("xmalloc", leaf!(|_, r| r.ro(false))),
 ];
 
-/// `opt.*`: the options in force (jemalloc's order for the first 35; oxmalloc's values).
-static OPT: [(&str, Node); 36] = [
+/// `opt.*`: the options in force (jemalloc's order up to `tcache_max`; oxmalloc's values).
+static OPT: [(&str, Node); 37] = [
     ("abort", leaf!(|_, r| r.ro(false))),
     ("abort_conf", leaf!(|_, r| r.ro(crate::conf::abort_conf()))),
     ("cache_oblivious", leaf!(|_, r| r.ro(false))),
@@ -225,15 +225,20 @@ static OPT: [(&str, Node); 36] = [
     ("max_background_threads", leaf!(|_, r| r.ro(0usize))),
     ("dirty_decay_ms", leaf!(|_, r| r.ro(-1isize))),
     ("muzzy_decay_ms", leaf!(|_, r| r.ro(0isize))),
-    ("stats_print", leaf!(|_, r| r.ro(false))),
+    ("stats_print", leaf!(|_, r| r.ro(crate::conf::stats_print()))),
     ("stats_print_opts", leaf!(|_, r| r.ro(c"".as_ptr()))),
     ("stats_interval", leaf!(|_, r| r.ro(-1i64))),
     ("stats_interval_opts", leaf!(|_, r| r.ro(c"".as_ptr()))),
-    ("junk", leaf!(|_, r| r.ro(c"false".as_ptr()))),
+    ("junk", leaf!(|_, r| r.ro(crate::conf::junk_name().as_ptr()))),
     ("zero", leaf!(|_, r| r.ro(false))),
     ("experimental_infallible_new", leaf!(|_, r| r.ro(false))),
     ("tcache", leaf!(|_, r| r.ro(tcache::enabled()))),
-    ("tcache_max", leaf!(|_, r| r.ro(tcache::LARGE_MAX_PAGES * PAGE))),
+    ("tcache_max", leaf!(|_, r| r.ro(crate::conf::tcache_max()))),
+    ("zero_realloc", leaf!(|_, r| r.ro(match crate::conf::zero_realloc() {
+        crate::conf::ZeroRealloc::Free => c"free",
+        crate::conf::ZeroRealloc::Alloc => c"alloc",
+        crate::conf::ZeroRealloc::Abort => c"abort",
+    }.as_ptr()))),
 ];
 
 static ARENA_I: Node = Node::Dir(&[
@@ -256,7 +261,7 @@ static ARENAS: [(&str, Node); 13] = [
     ("muzzy_decay_ms", leaf!(|_, r| r.ro(0isize))),
     ("quantum", leaf!(|_, r| r.ro(16usize))),
     ("page", leaf!(|_, r| r.ro(PAGE))),
-    ("tcache_max", leaf!(|_, r| r.ro(tcache::LARGE_MAX_PAGES * PAGE))),
+    ("tcache_max", leaf!(|_, r| r.ro(crate::conf::tcache_max()))),
     ("nbins", leaf!(|_, r| r.ro(NBINS as u32))),
     ("nhbins", leaf!(|_, r| r.ro(tcache::NCB as u32))),
     ("bin", Node::Index(Kind::Bin, &BIN_J)),

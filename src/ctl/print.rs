@@ -124,11 +124,13 @@ fn text(w: &mut Out, o: &Opts) {
         w.s("Run-time option settings\n");
         w.s("  opt.narenas: ").n(arena::narenas() as u64).s("\n");
         w.s("  opt.tcache: ").b(tcache::enabled()).s("\n");
-        w.s("  opt.tcache_max: ").n((tcache::LARGE_MAX_PAGES * PAGE) as u64).s("\n");
+        w.s("  opt.tcache_max: ").n(crate::conf::tcache_max() as u64).s("\n");
+        w.s("  opt.junk: \"").s(crate::conf::junk_name().to_str().unwrap_or("")).s("\"\n");
+        w.s("  opt.stats_print: ").b(crate::conf::stats_print()).s("\n");
         w.s("  opt.abort_conf: ").b(crate::conf::abort_conf()).s("\n");
         w.s("Arenas: ").n(arena::narenas().max(arena::all().count()) as u64).s("\n");
         w.s("Quantum size: 16\nPage size: ").n(PAGE as u64).s("\n");
-        w.s("Maximum thread-cached size class: ").n((tcache::LARGE_MAX_PAGES * PAGE) as u64).s("\n");
+        w.s("Maximum thread-cached size class: ").n(crate::conf::tcache_max() as u64).s("\n");
         w.s("Number of bin size classes: ").n(NBINS as u64).s("\n");
         w.s("Number of thread-cache bin size classes: ").n(tcache::NCB as u64).s("\n");
     }
@@ -199,11 +201,11 @@ fn json(w: &mut Out, o: &Opts) {
         }
         w.s("},\"opt\":{\"narenas\":").n(arena::narenas() as u64);
         w.s(",\"tcache\":").b(tcache::enabled());
-        w.s(",\"tcache_max\":").n((tcache::LARGE_MAX_PAGES * PAGE) as u64);
+        w.s(",\"tcache_max\":").n(crate::conf::tcache_max() as u64);
         w.s(",\"abort_conf\":").b(crate::conf::abort_conf()).s("},");
         w.s("\"arenas\":{\"narenas\":").n(arena::all().count() as u64);
         w.s(",\"quantum\":16,\"page\":").n(PAGE as u64);
-        w.s(",\"tcache_max\":").n((tcache::LARGE_MAX_PAGES * PAGE) as u64);
+        w.s(",\"tcache_max\":").n(crate::conf::tcache_max() as u64);
         w.s(",\"nbins\":").n(NBINS as u64).s(",\"nhbins\":").n(tcache::NCB as u64).s(",\"bin\":[");
         for j in 0..NBINS {
             w.s(if j > 0 { ",{" } else { "{" });
