@@ -34,6 +34,12 @@
 /* Bias arena index bits so that 0 encodes "use an automatically chosen arena". */
 #define MALLOCX_ARENA(a) ((int)(((unsigned)(a) + 1) << 20))
 #endif
+/* mallctl("arena.<i>...") / ("stats.arenas.<i>...") index meaning "all arenas". */
+#ifndef MALLCTL_ARENAS_ALL
+#define MALLCTL_ARENAS_ALL 4096
+#endif
+/* Options string a program may define (`const char *malloc_conf = "narenas:2";`). */
+extern const char *malloc_conf;
 
 
 #ifdef __cplusplus

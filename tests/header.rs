@@ -47,6 +47,8 @@ _Static_assert(MALLOCX_TCACHE(0) == 0x200, "TCACHE(0)");
 _Static_assert(MALLOCX_ARENA(0) == 0x100000, "ARENA(0)");
 _Static_assert(MALLOCX_ARENA(1) == 0x200000, "ARENA(1)");
 _Static_assert(MALLOCX_LG_ALIGN(12) == 12, "LG_ALIGN");
+_Static_assert(MALLCTL_ARENAS_ALL == 4096, "ARENAS_ALL");
+const char *malloc_conf = "narenas:1";
 int use(void);
 int use(void) {
     void *p = mallocx(100, MALLOCX_ALIGN(64) | MALLOCX_ZERO);
@@ -54,6 +56,9 @@ int use(void) {
     p = rallocx(p, 300, MALLOCX_TCACHE_NONE);
     sdallocx(p, 300, 0);
     dallocx(malloc(1), 0);
+    size_t page = 0, len = sizeof page;
+    n += (size_t)mallctl("arenas.page", &page, &len, NULL, 0);
+    malloc_stats_print(NULL, NULL, "J");
     return (int)n + (MALLOCX_ALIGN(4096) == 12 ? 0 : 1);
 }
 "#;
