@@ -113,12 +113,10 @@ pub fn large_index(pages: usize) -> Option<usize> {
 pub struct Tcache {
     /// Hot: the stacks.
     pub bins: [CacheBin; NCB],
-    /// Bytes this thread may still allocate before the next GC visit. One counter serves as
-    /// both the GC clock and the allocated-bytes statistic (see `allocated`), so the malloc
-    /// fast path pays one subtraction and a sign test.
-    gc_left: i64,
-    /// Bytes allocated up to the last GC visit.
-    alloc_mark: u64,
+    /// Bytes allocated by this thread (thread.allocated; `thread.allocatedp` points here).
+    pub allocated: u64,
+    /// `allocated` at which the next GC visit runs.
+    gc_at: u64,
     /// Bytes taken back by this thread (thread.deallocated).
     pub deallocated: u64,
     gc_cursor: usize,
@@ -244,8 +242,8 @@ unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
         });
         at += cap as usize;
     }
-    core::ptr::addr_of_mut!((*tc).gc_left).write(GC_BYTES as i64);
-    core::ptr::addr_of_mut!((*tc).alloc_mark).write(0);
+    core::ptr::addr_of_mut!((*tc).allocated).write(0);
+    core::ptr::addr_of_mut!((*tc).gc_at).write(GC_BYTES);
     core::ptr::addr_of_mut!((*tc).deallocated).write(0);
     core::ptr::addr_of_mut!((*tc).gc_cursor).write(0);
     core::ptr::addr_of_mut!((*tc).large_bytes).write(0);
@@ -319,8 +317,8 @@ impl Tcache {
                 *(p as *mut usize) = 0;
             }
         }
-        self.gc_left -= size as i64;
-        if self.gc_left < 0 {
+        self.allocated += size as u64;
+        if self.allocated >= self.gc_at {
             return self.gc_event_then(p);
         }
         p
@@ -328,15 +326,15 @@ impl Tcache {
 
     /// Counts `size` bytes this thread allocated without the cache (large blocks).
     pub fn count_alloc(&mut self, size: usize) {
-        self.gc_left -= size as i64;
-        if self.gc_left < 0 {
+        self.allocated += size as u64;
+        if self.allocated >= self.gc_at {
             self.gc_event();
         }
     }
 
     /// Bytes allocated by this thread so far (thread.allocated).
     pub fn allocated(&self) -> u64 {
-        self.alloc_mark.wrapping_add((GC_BYTES as i64 - self.gc_left) as u64)
+        self.allocated
     }
 
     /// Runs a GC visit, then returns `p` (a tail call from the malloc fast path, so that path
@@ -468,8 +466,7 @@ impl Tcache {
     /// of what it did not use since its previous visit, and halves its refill size (refills
     /// double it). One class per event keeps the event cheap.
     fn gc_event(&mut self) {
-        self.alloc_mark = self.allocated();
-        self.gc_left = GC_BYTES as i64;
+        self.gc_at = self.allocated + GC_BYTES;
         let i = self.gc_cursor;
         self.gc_cursor = if i + 1 == NCB { 0 } else { i + 1 };
         let cb = &mut self.bins[i];

@@ -132,6 +132,17 @@ static void test_bins_and_mibs(void) {
     snprintf(name, sizeof name, "arenas.bin.%u.size", nbins + 1);
     size_t v, len = sizeof v;
     CHECK(mallctl(name, &v, &len, NULL, 0) == ENOENT, "bin index out of range");
+    /* large size classes: above the largest bin, increasing */
+    unsigned nl = get_unsigned("arenas.nlextents");
+    CHECK(nl >= 1, "arenas.nlextents");
+    snprintf(name, sizeof name, "arenas.bin.%u.size", nbins - 1);
+    size_t last = get_size(name);
+    for (unsigned i = 0; i < nl; i++) {
+        snprintf(name, sizeof name, "arenas.lextent.%u.size", i);
+        size_t ls = get_size(name);
+        CHECK(ls > last, "lextent %u size %zu not above %zu", i, ls, last);
+        last = ls;
+    }
     /* a partial MIB: capacity 2 gives the first two components */
     size_t part[2], partlen = 2;
     CHECK(mallctlnametomib("arenas.bin.0.size", part, &partlen) == 0 && partlen == 2 &&
@@ -213,6 +224,15 @@ static void test_thread_tcache(void) {
     free(malloc(100));
     on = false;
     CHECK(mallctl("thread.tcache.enabled", &on, &len, NULL, 0) == 0 && on, "not re-enabled");
+    /* folly's check: the live counter behind thread.allocatedp moves with malloc */
+    uint64_t *ap = NULL;
+    len = sizeof ap;
+    CHECK(mallctl("thread.allocatedp", &ap, &len, NULL, 0) == 0 && ap != NULL, "thread.allocatedp");
+    uint64_t before = *ap;
+    void *probe = malloc(100000);
+    CHECK(*ap >= before + 100000, "*thread.allocatedp did not move: %llu -> %llu",
+          (unsigned long long)before, (unsigned long long)*ap);
+    free(probe);
     uint64_t a0 = 0, a1 = 0;
     len = sizeof a0;
     CHECK(mallctl("thread.allocated", &a0, &len, NULL, 0) == 0, "thread.allocated");

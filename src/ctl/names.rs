@@ -39,6 +39,8 @@ enum Kind {
     StatsArena,
     /// `arenas.bin.<j>`, `stats.arenas.<i>.bins.<j>`
     Bin,
+    /// `arenas.lextent.<i>`
+    Lextent,
 }
 
 enum Node {
@@ -63,6 +65,7 @@ fn index_ok(kind: Kind, i: usize) -> bool {
         Kind::Arena => i == ALL || i <= narenas_total(),
         Kind::StatsArena => i == ALL || arena::try_get(i).is_some(),
         Kind::Bin => i < NBINS,
+        Kind::Lextent => i < NLEXTENTS,
     }
 }
 
@@ -172,7 +175,7 @@ static ROOT: Node = Node::Dir(&[
 static THREAD: [(&str, Node); 9] = [
     ("arena", leaf!(thread_arena)),
     ("allocated", leaf!(|_, r| r.ro(tcache_stat(|t| t.allocated())))),
-    ("allocatedp", Node::Gap),
+    ("allocatedp", leaf!(thread_allocatedp)),
     ("deallocated", leaf!(|_, r| r.ro(tcache_stat(|t| t.deallocated)))),
     ("deallocatedp", leaf!(thread_deallocatedp)),
     ("tcache", Node::Dir(&[("enabled", leaf!(tcache_enabled)), ("flush", leaf!(tcache_flush))])),
@@ -265,11 +268,24 @@ static ARENAS: [(&str, Node); 13] = [
     ("nbins", leaf!(|_, r| r.ro(NBINS as u32))),
     ("nhbins", leaf!(|_, r| r.ro(tcache::NCB as u32))),
     ("bin", Node::Index(Kind::Bin, &BIN_J)),
-    ("nlextents", Node::Gap),
-    ("lextent", Node::Gap),
+    ("nlextents", leaf!(|_, r| r.ro(NLEXTENTS as u32))),
+    ("lextent", Node::Index(Kind::Lextent, &LEXTENT_I)),
     ("create", leaf!(arenas_create)),
     ("lookup", leaf!(arenas_lookup)),
 ];
+
+/// Large size classes as jemalloc spaces them (4 per doubling) from the first above the
+/// largest slab class (40 KiB) up to jemalloc's limit 7·2^60. oxmalloc itself rounds large
+/// requests to whole pages (`nallocx` answers finer sizes); the table is the grouping
+/// jemalloc clients iterate over.
+const NLEXTENTS: usize = (61 - 15 + 1) * 4 + 3; // groups (2^15, 2^16] .. (2^61, 2^62], then 5, 6, 7·2^60
+
+fn lextent_size(i: usize) -> usize {
+    let lg = 15 + i / 4;
+    (1usize << lg) + ((i % 4) + 1) * (1usize << (lg - 2))
+}
+
+static LEXTENT_I: Node = Node::Dir(&[("size", leaf!(|i, r| r.ro(lextent_size(i.get(0)))))]);
 
 static BIN_J: Node = Node::Dir(&[
     ("size", leaf!(|i, r| r.ro(bin_size(i.get(0))))),
@@ -396,6 +412,15 @@ fn background_thread(_: &Idx, r: &Req) -> R {
 fn tcache_stat(f: impl Fn(&tcache::Tcache) -> u64) -> u64 {
     crate::init::ensure();
     tcache::current().map_or(0, |t| f(t))
+}
+
+fn thread_allocatedp(_: &Idx, r: &Req) -> R {
+    r.readonly()?;
+    crate::init::ensure();
+    match tcache::current() {
+        Some(t) => r.read(&raw mut t.allocated as *mut u64),
+        None => Err(libc::EAGAIN),
+    }
 }
 
 fn thread_deallocatedp(_: &Idx, r: &Req) -> R {
@@ -528,6 +553,10 @@ mod tests {
         assert_eq!(lookup(b"stats.cactive").err(), Some(ENOENT));
         assert_eq!(lookup(b"arenas.bin.41.size").err(), Some(ENOENT));
         assert_eq!(lookup(b"tcache.create").err(), Some(ENOENT));
+        assert_eq!(lextent_size(0), 40960);
+        assert_eq!(lextent_size(3), 65536);
+        assert_eq!(lextent_size(NLEXTENTS - 1), 7 << 60);
+        assert!(lookup(format!("arenas.lextent.{NLEXTENTS}.size").as_bytes()).is_err());
     }
 
     #[test]
