@@ -6,8 +6,9 @@
 //! - a free extent (state ≠ Active) has its first and last page registered in the rtree and its
 //!   interior pages unregistered; no two free extents of one arena and one state are adjacent
 //!   (they are coalesced on insertion);
-//! - an active large extent has its first and last page registered; an active slab has every
-//!   page registered (interior pointers must resolve for free);
+//! - an active large extent has its first and last page registered; an active slab has its
+//!   first and last page and every page holding a region start registered
+//!   (`slab::map_interior`: frees must resolve);
 //! - `is_slab ⇒ state == Active`, and `0 < nfree ≤ nregs ⇔` the slab may sit in a bin bucket.
 
 use crate::base::BASE;

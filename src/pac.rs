@@ -171,7 +171,9 @@ impl PacInner {
                 Some(bin) => {
                     (*e).is_slab = true;
                     (*e).bin = bin;
-                    rtree::set_range((*e).addr, (*e).pages(), e);
+                    rtree::set((*e).addr, e);
+                    rtree::set((*e).last_page(), e);
+                    crate::slab::map_interior(e, bin as usize, e);
                 }
                 None => (*e).is_slab = false,
             }
@@ -290,8 +292,8 @@ impl PacInner {
             if (*e).state() != State::Active {
                 return false;
             }
-            if (*e).is_slab && (*e).pages() > 2 {
-                rtree::set_range((*e).addr + PAGE, (*e).pages() - 2, core::ptr::null_mut());
+            if (*e).is_slab {
+                crate::slab::map_interior(e, (*e).bin as usize, core::ptr::null_mut());
             }
             (*e).is_slab = false;
             (*e).zeroed = false;
@@ -387,8 +389,9 @@ impl PacInner {
                 let me = e as *const Extent as *mut Extent;
                 assert_eq!(rtree::lookup(e.addr), me, "first page not registered");
                 assert_eq!(rtree::lookup(e.last_page()), me, "last page not registered");
-                if e.pages() > 2 {
-                    assert!(rtree::lookup(e.addr + PAGE).is_null(), "interior registered");
+                // Every interior page unregistered (bounded, so huge reservations stay cheap).
+                for i in 1..e.pages().saturating_sub(1).min(1 << 14) {
+                    assert!(rtree::lookup(e.addr + i * PAGE).is_null(), "interior page {i} registered");
                 }
                 let n = rtree::lookup(e.end());
                 // SAFETY: registered descriptors are live.

@@ -16,6 +16,34 @@ pub enum RegionCheck {
     AlreadyFree,
 }
 
+/// Registers (`e`) or clears (null) the page-map entries of slab `e`'s interior pages that a
+/// free can reach: every page holding the start of a region. For classes below a page that is
+/// every page; for larger ones only those pages (8 of a 32 KiB class's 64), since a pointer
+/// into any other page is no region start anyway (it is reported, as a pointer oxmalloc does
+/// not know, instead of as an interior pointer). The first and last pages are the extent's
+/// boundaries, which the page allocator keeps registered while it is active.
+///
+/// # Safety
+/// The arena's Pac lock is held; `e` is an active slab of class `bin` whose leaves exist.
+pub unsafe fn map_interior(e: *const Extent, bin: usize, value: *mut Extent) {
+    let (addr, pages) = ((*e).addr, (*e).pages());
+    if pages <= 2 {
+        return;
+    }
+    let size = bin_size(bin);
+    if size < crate::util::PAGE {
+        crate::rtree::set_range(addr + crate::util::PAGE, pages - 2, value);
+        return;
+    }
+    let last = (*e).last_page();
+    for i in 1..nregs(bin) {
+        let page = (addr + i * size) & !crate::util::PAGE_MASK;
+        if page != last {
+            crate::rtree::set(page, value);
+        }
+    }
+}
+
 /// Prepares a freshly allocated slab extent: every region free.
 ///
 /// # Safety

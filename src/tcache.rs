@@ -2,8 +2,9 @@
 //! mallocs and frees take no lock and make no system call (seed §6).
 //!
 //! Contract:
-//! - Classes: every small class, and large sizes of 4..=64 pages (up to 256 KiB) by exact page
-//!   count. Bounds: a small class holds at most `SMALL_BIN_BYTES` worth (8..=1024 blocks);
+//! - Classes: every small class, and large sizes up to 64 pages (256 KiB) by exact page
+//!   count. Bounds: a small class holds at most `SMALL_BIN_BYTES` worth, at least 20 blocks
+//!   (jemalloc's minimum) and at most 1024;
 //!   large blocks at most `LARGE_BIN_CAP` per page count and `LARGE_BYTES` in all.
 //! - Refill: a small miss takes `nfill` blocks from the arena bin under one lock (fullest
 //!   slabs first). A full stack gives back its older half; blocks go home grouped by arena,
@@ -66,8 +67,8 @@ const CAP: [u16; NCB] = {
     while i < NCB {
         t[i] = if i < NBINS {
             let c = SMALL_BIN_BYTES / crate::size_class::bin_size_compute(i);
-            if c < 8 {
-                8
+            if c < 20 {
+                20
             } else if c > 1024 {
                 1024
             } else {
@@ -589,7 +590,7 @@ mod tests {
     fn caps_and_layout() {
         assert_eq!(CAP[0], 1024); // 8 B
         assert_eq!(CAP[crate::size_class::size2bin(1024)], 64);
-        assert_eq!(CAP[NBINS - 1], 8); // 32 KiB
+        assert_eq!(CAP[NBINS - 1], 20); // 32 KiB
         assert_eq!(large_index(9), Some(NBINS));
         assert_eq!(large_index(64), Some(NCB - 1));
         assert_eq!(large_index(65), None);
