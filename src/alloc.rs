@@ -290,17 +290,26 @@ pub fn free_direct(p: *mut u8, func: &str) {
     let tc = tcache::current();
     let e = check_live(tc.as_deref(), p as usize, func);
     if let Some(tc) = tc {
-        tc.deallocated += if e.is_slab { bin_size(e.bin as usize) } else { e.size } as u64;
+        tc.deallocated += usable_of(e) as u64;
     }
     free_to_arena(e, p, func);
+}
+
+/// Usable size of the live block whose extent is `e`.
+#[inline]
+pub fn usable_of(e: &Extent) -> usize {
+    if e.is_slab {
+        bin_size(e.bin as usize)
+    } else {
+        e.size
+    }
 }
 
 /// Returns live block `p` of extent `e` to its arena.
 fn free_to_arena(e: &Extent, p: *mut u8, func: &str) {
     if conf::junk_free() {
-        let n = if e.is_slab { bin_size(e.bin as usize) } else { e.size };
-        // SAFETY: the caller's live block of `n` usable bytes, being freed.
-        unsafe { core::ptr::write_bytes(p, JUNK_FREE, n) };
+        // SAFETY: the caller's live block, being freed.
+        unsafe { core::ptr::write_bytes(p, JUNK_FREE, usable_of(e)) };
     }
     let a = arena::get(e.arena);
     let ep = e as *const Extent as *mut Extent;
@@ -390,7 +399,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         return enomem();
     }
     let ep = e as *const Extent as *mut Extent;
-    let old = if e.is_slab { bin_size(e.bin as usize) } else { e.size };
+    let old = usable_of(e);
     if e.is_slab {
         if size <= SMALL_MAX && size2bin(size) == e.bin as usize {
             return p;
@@ -434,14 +443,17 @@ pub fn tcache_flush() {
 pub fn trim() -> bool {
     init::ensure();
     tcache_flush();
+    arena::all().map(purge_arena).sum::<usize>() > 0
+}
+
+/// Returns arena `a`'s empty current slabs and purges its dirty pages; returns the pages
+/// released (`malloc_trim`, `arena.<i>.purge`).
+pub fn purge_arena(a: &Arena) -> usize {
     let mut pages = 0;
-    for a in arena::all() {
-        for b in a.bins.iter() {
-            pages += b.lock.lock().trim(&a.pac);
-        }
-        pages += a.pac.inner.lock().purge_all();
+    for b in a.bins.iter() {
+        pages += b.lock.lock().trim(&a.pac);
     }
-    pages > 0
+    pages + a.pac.inner.lock().purge_all()
 }
 
 #[cfg(test)]

@@ -493,57 +493,56 @@ impl Tcache {
     }
 }
 
-/// Returns small blocks of class `bin` to their slabs, one bin lock per arena.
-fn flush_small(bin: usize, blocks: &mut [usize]) {
+/// Calls `each(arena, extent, block)` for every cached entry of `blocks`, arena by arena, with
+/// `lock(arena)` held around each arena's group: one lock per arena, however the blocks mix
+/// (frees of other threads' blocks travel home this way). Reorders `blocks`.
+fn by_arena<G>(
+    blocks: &mut [usize],
+    mut lock: impl FnMut(&'static Arena) -> G,
+    mut each: impl FnMut(&mut G, &'static Arena, *mut Extent, *mut u8),
+) {
     let mut todo = blocks.len();
     while todo > 0 {
         let a = arena_of(block(blocks[0]));
-        let mut g = a.bins[bin].lock.lock();
+        let mut g = lock(a);
         let mut keep = 0;
         for j in 0..todo {
             let p = block(blocks[j]);
             let e = rtree::lookup(p as usize);
-            // SAFETY: cached blocks are live regions of active slabs of class `bin` (checked
-            // when they were freed), so `e` is their slab; we hold its bin's lock.
-            unsafe {
-                if (*e).arena == a.id {
-                    g.free(&a.pac, e, p as usize, "free");
-                } else {
-                    blocks[keep] = blocks[j];
-                    keep += 1;
-                }
+            // SAFETY: cached blocks are live (checked when they were freed), so the rtree maps
+            // them to their descriptor, which is never freed.
+            if unsafe { (*e).arena } == a.id {
+                each(&mut g, a, e, p);
+            } else {
+                blocks[keep] = blocks[j];
+                keep += 1;
             }
         }
         todo = keep;
     }
 }
 
+/// Returns small blocks of class `bin` to their slabs, one bin lock per arena.
+fn flush_small(bin: usize, blocks: &mut [usize]) {
+    by_arena(blocks, |a| a.bins[bin].lock.lock(), |g, a, e, p| {
+        // SAFETY: `e` is the active slab of class `bin` holding `p`; we hold its bin's lock.
+        unsafe { g.free(&a.pac, e, p as usize, "free") }
+    });
+}
+
 /// Returns large blocks to their arenas' page allocators, one lock per arena; returns bytes.
 fn flush_large(blocks: &mut [usize]) -> usize {
     let mut bytes = 0;
-    let mut todo = blocks.len();
-    while todo > 0 {
-        let a = arena_of(block(blocks[0]));
-        let mut g = a.pac.inner.lock();
-        let mut keep = 0;
-        for j in 0..todo {
-            let p = block(blocks[j]);
-            let e: *mut Extent = rtree::lookup(p as usize);
-            // SAFETY: cached large blocks are active extents registered at their address.
-            unsafe {
-                if (*e).arena == a.id {
-                    bytes += (*e).size;
-                    if !g.dalloc(e) {
-                        crate::report::misuse("free", crate::report::Misuse::DoubleFree, p as usize);
-                    }
-                } else {
-                    blocks[keep] = blocks[j];
-                    keep += 1;
-                }
+    by_arena(blocks, |a| a.pac.inner.lock(), |g, _, e, p| {
+        // SAFETY: cached large blocks are active extents registered at their address; we hold
+        // their arena's Pac lock.
+        unsafe {
+            bytes += (*e).size;
+            if !g.dalloc(e) {
+                crate::report::misuse("free", crate::report::Misuse::DoubleFree, p as usize);
             }
         }
-        todo = keep;
-    }
+    });
     bytes
 }
 

@@ -11,12 +11,12 @@
 //! In-place resizing: a small block stays while the new size keeps its class; a large block
 //! grows into a free following extent and shrinks by splitting off its tail (`pac`).
 
-use crate::alloc;
+use crate::alloc::{self, usable_of};
 use crate::arena::{self, Arena};
 use crate::extent::Extent;
 use crate::init;
 use crate::report::{self, Misuse};
-use crate::size_class::{bin_size, size2bin, SMALL_MAX};
+use crate::size_class::{size2bin, SMALL_MAX};
 use crate::tcache;
 use crate::util::{align_up, align_up_checked, LG_PAGE, MAX_REQUEST, PAGE};
 
@@ -62,8 +62,8 @@ pub fn usable_for(size: usize, align: usize) -> usize {
     } else {
         size
     };
-    if s <= SMALL_MAX && align <= PAGE {
-        bin_size(size2bin(s))
+    if align <= PAGE {
+        crate::size_class::usable_size(s)
     } else {
         align_up(s, PAGE)
     }
@@ -112,15 +112,6 @@ pub fn mallocx(size: usize, flags: i32) -> *mut u8 {
         unsafe { core::ptr::write_bytes(p, 0, usable) };
     }
     p
-}
-
-/// Usable size of a live block.
-fn usable_of(e: &Extent) -> usize {
-    if e.is_slab {
-        bin_size(e.bin as usize)
-    } else {
-        e.size
-    }
 }
 
 /// Resizes the live block `p` (extent `e`, not moving it) to a usable size between what

@@ -13,7 +13,6 @@ use crate::size_class::{bin_size, nregs, NBINS, SLAB_PAGES};
 use crate::tcache;
 use crate::tsd;
 use crate::util::PAGE;
-use core::ffi::{c_char, CStr};
 use core::sync::atomic::{AtomicU64, Ordering};
 use libc::{EFAULT, EINVAL, ENOENT};
 
@@ -324,10 +323,7 @@ static STATS_ARENA_I: Node = Node::Dir(&[
     ("pactive", leaf!(|i, r| r.ro(arena_stats(i).pactive))),
     ("pdirty", leaf!(|i, r| r.ro(arena_stats(i).pdirty))),
     ("pmuzzy", leaf!(|i, r| r.ro(arena_stats(i).pmuzzy))),
-    ("mapped", leaf!(|i, r| {
-        let s = arena_stats(i);
-        r.ro((s.pactive + s.pdirty + s.pmuzzy) * PAGE)
-    })),
+    ("mapped", leaf!(|i, r| r.ro(arena_stats(i).mapped()))),
     ("retained", leaf!(|i, r| r.ro(arena_stats(i).pretained * PAGE))),
     ("extent_avail", Node::Gap),
     ("dirty_npurge", Node::Gap),
@@ -341,10 +337,7 @@ static STATS_ARENA_I: Node = Node::Dir(&[
     ("metadata_thp", Node::Gap),
     ("tcache_bytes", Node::Gap),
     ("tcache_stashed_bytes", Node::Gap),
-    ("resident", leaf!(|i, r| {
-        let s = arena_stats(i);
-        r.ro((s.pactive + s.pdirty) * PAGE)
-    })),
+    ("resident", leaf!(|i, r| r.ro(arena_stats(i).resident()))),
     ("abandoned_vm", leaf!(|_, r| r.ro(0usize))),
     ("hpa_sec_bytes", Node::Gap),
     ("small", Node::Dir(&[
@@ -478,10 +471,7 @@ fn arena_purge(i: &Idx, r: &Req) -> R {
     let which = i.get(0);
     for a in arena::all() {
         if which == ALL || which == narenas_total() || a.id as usize == which {
-            for b in a.bins.iter() {
-                b.lock.lock().trim(&a.pac);
-            }
-            a.pac.inner.lock().purge_all();
+            crate::alloc::purge_arena(a);
         }
     }
     Ok(())
@@ -507,9 +497,10 @@ fn arenas_lookup(_: &Idx, r: &Req) -> R {
 }
 
 /// For tests: a C string of a `const char *` result.
-pub fn cstr(p: *const c_char) -> &'static CStr {
+#[cfg(test)]
+fn cstr(p: *const core::ffi::c_char) -> &'static core::ffi::CStr {
     // SAFETY: every string this module returns is a static C literal.
-    unsafe { CStr::from_ptr(p) }
+    unsafe { core::ffi::CStr::from_ptr(p) }
 }
 
 #[cfg(test)]
@@ -578,7 +569,7 @@ mod tests {
         let a = get::<usize>("stats.active").unwrap();
         let res = get::<usize>("stats.resident").unwrap();
         assert!(s <= a && a <= res, "{s} {a} {res}");
-        assert!(cstr(get::<*const c_char>("version").unwrap()).to_bytes().ends_with(b"oxmalloc-0.1.0"));
+        assert!(cstr(get::<*const core::ffi::c_char>("version").unwrap()).to_bytes().ends_with(b"oxmalloc-0.1.0"));
         assert_eq!(get::<u32>("arenas.nbins"), Ok(NBINS as u32));
     }
 }

@@ -161,7 +161,7 @@ fn arena_text(w: &mut Out, o: &Opts, s: &ArenaStats) {
     w.s("small:                ").col(s.small_allocated as u64, 14).col(s.small_nmalloc, 16).col(s.small_ndalloc, 16).s("\n");
     w.s("large:                ").col(s.large_allocated as u64, 14).s("\n");
     w.s("active:               ").col((s.pactive * PAGE) as u64, 14).s("\n");
-    w.s("mapped:               ").col(((s.pactive + s.pdirty + s.pmuzzy) * PAGE) as u64, 14).s("\n");
+    w.s("mapped:               ").col(s.mapped() as u64, 14).s("\n");
     w.s("retained:             ").col((s.pretained * PAGE) as u64, 14).s("\n");
     if !o.bins {
         return;
@@ -239,7 +239,7 @@ fn arena_json(w: &mut Out, o: &Opts, s: &ArenaStats) {
     w.s("{\"nthreads\":").n(s.nthreads as u64).s(",\"dss\":\"disabled\"");
     w.s(",\"pactive\":").n(s.pactive as u64).s(",\"pdirty\":").n(s.pdirty as u64);
     w.s(",\"pmuzzy\":").n(s.pmuzzy as u64);
-    w.s(",\"mapped\":").n(((s.pactive + s.pdirty + s.pmuzzy) * PAGE) as u64);
+    w.s(",\"mapped\":").n(s.mapped() as u64);
     w.s(",\"retained\":").n((s.pretained * PAGE) as u64);
     w.s(",\"small\":{\"allocated\":").n(s.small_allocated as u64).s(",\"nmalloc\":").n(s.small_nmalloc);
     w.s(",\"ndalloc\":").n(s.small_ndalloc).s("},\"large\":{\"allocated\":").n(s.large_allocated as u64).s("}");

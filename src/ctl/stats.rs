@@ -41,6 +41,16 @@ pub struct ArenaStats {
 }
 
 impl ArenaStats {
+    /// Bytes of pages the arena holds from the OS (active, dirty, muzzy).
+    pub fn mapped(&self) -> usize {
+        (self.pactive + self.pdirty + self.pmuzzy) * PAGE
+    }
+
+    /// Bytes of pages that may be resident (active and dirty).
+    pub fn resident(&self) -> usize {
+        (self.pactive + self.pdirty) * PAGE
+    }
+
     const fn zero() -> Self {
         ArenaStats {
             nthreads: 0,
