@@ -255,27 +255,26 @@ pub fn check_live(tc: Option<&Tcache>, p: usize, func: &str) -> &'static Extent 
 
 /// Frees `p` (null is a no-op) on behalf of the C call `func`.
 ///
-/// Fast path: a small block whose slab is not sparse goes onto this thread's cache after
-/// three lock-free checks that read only metadata (region start, not already free in the
-/// slab, not the block cached last; see `tcache` for the rest of double-free detection).
-/// Everything else — sparse slabs, large blocks, suspected misuse, no cache yet — takes
-/// `free_slow`.
+/// Fast path: a small block whose slab is not sparse goes onto this thread's cache. Its
+/// page-map entry is tagged (`rtree::slab_entry`: class, page offset in the slab, sparse
+/// mark), so class and region index come without reading the descriptor; then two lock-free
+/// checks: region start, not already free in the slab (one bitmap word), and not the block
+/// cached last (see `tcache` for the rest of double-free detection). Everything else —
+/// sparse slabs, large blocks, suspected misuse, no cache yet — takes `free_slow`.
 #[inline(always)]
 pub fn free(p: *mut u8, func: &str) {
     if p.is_null() {
         return;
     }
-    let e = rtree::lookup(p as usize);
-    if let Some(tc) = tcache_fast() {
-        if !e.is_null() {
-            // SAFETY: registered descriptors are never freed; see `lookup_live`.
-            let e = unsafe { &*e };
-            if e.is_slab {
-                let bin = e.bin as usize;
-                if let Some(i) = tc.region_index(e, bin, p as usize) {
-                    if !e.bitmap.get(i) && !bin::is_sparse(e.bucket()) && tc.free_small(bin, p) {
-                        return;
-                    }
+    let entry = rtree::lookup_entry(p as usize);
+    if entry & (rtree::SLAB_BIT | rtree::SPARSE_BIT) == rtree::SLAB_BIT {
+        if let Some(tc) = tcache_fast() {
+            let bin = rtree::entry_bin(entry);
+            if let Some(i) = tc.slab_region(bin, rtree::entry_slab_offset(entry, p as usize)) {
+                // SAFETY: registered descriptors are never freed; see `lookup_live`.
+                let e = unsafe { &*rtree::entry_extent(entry) };
+                if !e.bitmap.get(i) && tc.free_small(bin, p) {
+                    return;
                 }
             }
         }

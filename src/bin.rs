@@ -25,9 +25,11 @@ const NBUCKETS: usize = 64;
 /// with a 75 % threshold (bucket 16), 1.188 with this one, 1.179 with no thread cache at all.
 const SPARSE_BUCKET: u8 = 4;
 
-/// Whether a slab with bucket index `bucket` (read lock-free from its extent) is a sparse,
-/// non-current slab whose frees should bypass thread caches (see `tcache`). Current and full
-/// slabs carry NO_BUCKET and are never sparse.
+/// Whether a slab with bucket index `bucket` is a sparse, non-current slab whose frees should
+/// bypass thread caches (see `tcache`). Current and full slabs carry NO_BUCKET and are never
+/// sparse. The free fast path reads this from the slab's page-map entries (`rtree::SPARSE_BIT`,
+/// kept equal to this predicate by `take_fullest` and `refile` under the bin lock), not from
+/// the descriptor: one cache line fewer per free.
 #[inline(always)]
 pub fn is_sparse(bucket: u8) -> bool {
     bucket.wrapping_sub(SPARSE_BUCKET) < NBUCKETS as u8 - SPARSE_BUCKET
@@ -100,7 +102,11 @@ impl BinInner {
         }
         let b = self.nonempty.trailing_zeros() as usize;
         let e = self.buckets[b].head;
+        let was = is_sparse((*e).bucket());
         self.bucket_remove(e);
+        if was {
+            slab::tag_pages(e, self.bin as usize, false);
+        }
         e
     }
 
@@ -189,16 +195,22 @@ impl BinInner {
     unsafe fn refile(&mut self, pac: &Pac, s: *mut Extent) {
         let nregs = nregs(self.bin as usize);
         let nfree = (*s).nfree();
+        let was = is_sparse((*s).bucket());
         if nfree == nregs {
             if nregs > 1 {
                 self.bucket_remove(s);
             }
             self.release(pac, s);
+            return;
         } else if nfree == 1 {
             self.bucket_insert(s); // was full
         } else if bucket_of(nfree, nregs) != (*s).bucket() as usize {
             self.bucket_remove(s);
             self.bucket_insert(s);
+        }
+        let now = is_sparse((*s).bucket());
+        if now != was {
+            slab::tag_pages(s, self.bin as usize, now);
         }
     }
 

@@ -171,9 +171,7 @@ impl PacInner {
                 Some(bin) => {
                     (*e).is_slab = true;
                     (*e).bin = bin;
-                    rtree::set((*e).addr, e);
-                    rtree::set((*e).last_page(), e);
-                    crate::slab::map_interior(e, bin as usize, e);
+                    crate::slab::register(e, bin as usize);
                 }
                 None => (*e).is_slab = false,
             }
@@ -293,7 +291,7 @@ impl PacInner {
                 return false;
             }
             if (*e).is_slab {
-                crate::slab::map_interior(e, (*e).bin as usize, core::ptr::null_mut());
+                crate::slab::unregister(e, (*e).bin as usize);
             }
             (*e).is_slab = false;
             (*e).zeroed = false;
@@ -429,21 +427,30 @@ mod tests {
     fn alloc_split_coalesce_purge() {
         static PAC: Pac = Pac::new(7);
         let mut p = PAC.inner.lock();
+        // A class whose slabs are 5 pages of sub-page regions: every page is registered.
+        let bin = (0..crate::size_class::NBINS)
+            .find(|&b| crate::size_class::SLAB_PAGES[b] == 5 && crate::size_class::bin_size(b) < PAGE)
+            .unwrap();
         let a = p.alloc(3, PAGE, None);
-        let b = p.alloc(5, PAGE, Some(4));
+        let b = p.alloc(5, PAGE, Some(bin as u8));
         let c = p.alloc(1, 1 << 21, None);
         assert!(!a.is_null() && !b.is_null() && !c.is_null());
         // SAFETY: live descriptors returned by alloc.
         unsafe {
             assert_eq!((*c).addr % (1 << 21), 0);
             assert_eq!(rtree::lookup((*b).addr + 2 * PAGE + 17), b);
+            let entry = rtree::lookup_entry((*b).addr + 2 * PAGE + 17);
+            assert_eq!(rtree::entry_bin(entry), bin);
+            assert_eq!(rtree::entry_slab_offset(entry, (*b).addr + 2 * PAGE + 17), 2 * PAGE + 17);
             assert_eq!(rtree::lookup((*a).addr), a);
             assert!((*a).zeroed);
             let a_addr = (*a).addr;
             p.validate();
             assert!(p.dalloc(a));
             assert!(!p.dalloc(a), "double dalloc must be refused");
+            let b_addr = (*b).addr;
             assert!(p.dalloc(b));
+            assert_eq!(rtree::lookup_entry(b_addr) & rtree::SLAB_BIT, 0, "released slab still tagged");
             p.validate();
             let (d, _, _) = p.free_pages();
             assert_eq!(d, 8, "a and b coalesce into one dirty extent");

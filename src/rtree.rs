@@ -5,7 +5,13 @@
 //! where written) by bits 29..12. Any address gets an answer: null means "no extent
 //! registered for this page", which covers "not ours".
 //!
-//! Sync: slots are atomics. Writers hold the owning arena's `Pac` lock (rank 4) and publish
+//! Slab pages carry a tagged entry (`slab_entry`): the descriptor's address in bits 0..46, the
+//! size class in bits 48..53, the page's offset in its slab (in pages) in bits 54..59, bit 62
+//! when the slab is sparse (`bin::is_sparse`) and bit 63 set. `free` decodes class and region index from it without touching the descriptor;
+//! `lookup` strips the tags. Other entries are plain descriptor addresses (bit 63 clear).
+//!
+//! Sync: slots are atomics. Writers hold the owning arena's `Pac` lock (rank 4), or for the
+//! entries of an active slab its bin's lock (rank 3, sparse mark), and publish
 //! with Release; readers (free, usable_size) load with Acquire and need no lock: a block's
 //! registration happens before the malloc that returned it, which happens before its free.
 //! Leaf installation takes `LEAF_LOCK` (rank 5).
@@ -27,6 +33,43 @@ const NULL_LEAF: AtomicPtr<Leaf> = AtomicPtr::new(core::ptr::null_mut());
 static ROOT: [AtomicPtr<Leaf>; 1 << ROOT_BITS] = [NULL_LEAF; 1 << ROOT_BITS];
 static LEAF_LOCK: Mutex<()> = Mutex::ranked(Rank::RtreeLeaf, ());
 
+/// Bits of an entry that hold the descriptor address (user space is 47 bits).
+const ADDR_MASK: usize = (1 << 47) - 1;
+/// Set in the entries of slab pages.
+pub const SLAB_BIT: usize = 1 << 63;
+/// Set in the entries of a sparse slab's pages.
+pub const SPARSE_BIT: usize = 1 << 62;
+const BIN_SHIFT: u32 = 48;
+const OFF_SHIFT: u32 = 54;
+const FIELD_MASK: usize = 63;
+
+/// The tagged entry of page `page` (counted from the slab's first page, < 64) of slab `e` of
+/// class `bin` (< 64).
+#[inline]
+pub fn slab_entry(e: *mut Extent, bin: usize, page: usize, sparse: bool) -> *mut Extent {
+    debug_assert!(e as usize & !ADDR_MASK == 0 && bin <= FIELD_MASK && page <= FIELD_MASK);
+    let sparse = if sparse { SPARSE_BIT } else { 0 };
+    (e as usize | SLAB_BIT | sparse | bin << BIN_SHIFT | page << OFF_SHIFT) as *mut Extent
+}
+
+/// Size class of a tagged slab entry.
+#[inline(always)]
+pub fn entry_bin(entry: usize) -> usize {
+    (entry >> BIN_SHIFT) & FIELD_MASK
+}
+
+/// Byte offset of `addr` from the start of its slab, given the page's tagged entry.
+#[inline(always)]
+pub fn entry_slab_offset(entry: usize, addr: usize) -> usize {
+    (addr & crate::util::PAGE_MASK) | ((entry >> OFF_SHIFT) & FIELD_MASK) << LG_PAGE
+}
+
+/// The descriptor of an entry.
+#[inline(always)]
+pub fn entry_extent(entry: usize) -> *mut Extent {
+    (entry & ADDR_MASK) as *mut Extent
+}
+
 #[inline(always)]
 fn split(addr: usize) -> (usize, usize) {
     ((addr >> (LG_PAGE + LEAF_BITS)) & ((1 << ROOT_BITS) - 1), (addr >> LG_PAGE) & (LEAF_LEN - 1))
@@ -35,19 +78,25 @@ fn split(addr: usize) -> (usize, usize) {
 /// The extent registered for the page holding `addr`, or null.
 #[inline(always)]
 pub fn lookup(addr: usize) -> *mut Extent {
+    entry_extent(lookup_entry(addr))
+}
+
+/// The raw (possibly tagged) entry for the page holding `addr`, 0 when none.
+#[inline(always)]
+pub fn lookup_entry(addr: usize) -> usize {
     if addr >> 47 != 0 {
-        return core::ptr::null_mut();
+        return 0;
     }
     let (r, l) = split(addr);
     let root = crate::static_addr!(ROOT, AtomicPtr<Leaf>);
     // SAFETY: `root` is ROOT's first slot and r < 2^ROOT_BITS (masked in `split`).
     let leaf = unsafe { (*root.add(r)).load(Ordering::Acquire) };
     if leaf.is_null() {
-        return core::ptr::null_mut();
+        return 0;
     }
     // SAFETY: a non-null root slot points to a live, never-freed leaf of LEAF_LEN slots, and
     // `l < LEAF_LEN` by construction.
-    unsafe { (*leaf).get_unchecked(l).load(Ordering::Acquire) }
+    unsafe { (*leaf).get_unchecked(l).load(Ordering::Acquire) as usize }
 }
 
 /// The slot for `addr`, creating its leaf if needed; None if the OS refused memory.
@@ -120,6 +169,16 @@ pub fn set_range(addr: usize, npages: usize, e: *mut Extent) {
     }
 }
 
+/// Registers pages `first..first + npages` (counted from the slab's start) of slab `e` of
+/// class `bin` with their tagged entries, sparse mark `sparse` (leaves must exist).
+pub fn set_slab_pages(e: *mut Extent, bin: usize, first: usize, npages: usize, sparse: bool) {
+    // SAFETY: the caller holds the Pac or bin lock; `e` is an active slab.
+    let addr = unsafe { (*e).addr };
+    for k in first..first + npages {
+        set(addr + (k << LG_PAGE), slab_entry(e, bin, k, sparse));
+    }
+}
+
 /// Leaf lock for fork.
 pub fn prefork() {
     LEAF_LOCK.raw_lock();
@@ -153,5 +212,24 @@ mod tests {
         assert!(lookup(a + 3 * 4096).is_null());
         set(a + 4096, core::ptr::null_mut());
         assert!(lookup(a + 4096).is_null());
+    }
+
+    #[test]
+    fn slab_entries_decode() {
+        let fake = 0x7fff_ffff_ffc0 as *mut Extent;
+        for (bin, page) in [(0, 0), (40, 63), (63, 1), (7, 31)] {
+            let v = slab_entry(fake, bin, page, bin == 7) as usize;
+            assert!(v & SLAB_BIT != 0);
+            assert_eq!(v & SPARSE_BIT != 0, bin == 7);
+            assert_eq!(entry_extent(v), fake);
+            assert_eq!(entry_bin(v), bin);
+            assert_eq!(entry_slab_offset(v, 0x1234_5678_9abc), 0xabc + page * 4096);
+        }
+        let a = 0x5556_0000_0000usize;
+        assert!(ensure(a, 1 << 20));
+        set(a, slab_entry(fake, 3, 5, false));
+        assert_eq!(lookup(a + 9), fake);
+        assert_eq!(entry_bin(lookup_entry(a + 9)), 3);
+        assert_eq!(lookup_entry(1 << 47), 0);
     }
 }

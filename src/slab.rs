@@ -16,32 +16,69 @@ pub enum RegionCheck {
     AlreadyFree,
 }
 
-/// Registers (`e`) or clears (null) the page-map entries of slab `e`'s interior pages that a
-/// free can reach: every page holding the start of a region. For classes below a page that is
-/// every page; for larger ones only those pages (8 of a 32 KiB class's 64), since a pointer
-/// into any other page is no region start anyway (it is reported, as a pointer oxmalloc does
-/// not know, instead of as an interior pointer). The first and last pages are the extent's
-/// boundaries, which the page allocator keeps registered while it is active.
+/// Registers slab `e` of class `bin` in the page map with tagged entries (`rtree::slab_entry`:
+/// class and page offset, so that `free` needs no descriptor read): its first and last page
+/// and every page holding the start of a region. For classes below a page that is every
+/// page; for larger ones only those pages (8 of a 32 KiB class's 64), since a pointer into
+/// any other page is no region start anyway (it is reported, as a pointer oxmalloc does not
+/// know, instead of as an interior pointer).
 ///
 /// # Safety
 /// The arena's Pac lock is held; `e` is an active slab of class `bin` whose leaves exist.
-pub unsafe fn map_interior(e: *const Extent, bin: usize, value: *mut Extent) {
-    let (addr, pages) = ((*e).addr, (*e).pages());
-    if pages <= 2 {
-        return;
-    }
+pub unsafe fn register(e: *mut Extent, bin: usize) {
+    tag_pages(e, bin, false);
+}
+
+/// Writes the tagged page-map entries of slab `e` of class `bin` (see `register`), with the
+/// sparse mark `sparse` (`bin::is_sparse` of its bucket).
+///
+/// # Safety
+/// The arena's Pac lock or the bin's lock is held (no other thread writes these entries
+/// while the slab is active); `e` is an active, registered slab of class `bin`.
+pub unsafe fn tag_pages(e: *mut Extent, bin: usize, sparse: bool) {
+    // The regions fill SLAB_PAGES pages (≤ 64, what the tag can express); an extent can only be
+    // longer when the page allocator ran out of descriptors to split it, and then its extra
+    // pages hold no region: the last one gets a plain entry, as the page allocator needs.
+    let pages = (*e).pages();
+    let used = (crate::size_class::SLAB_PAGES[bin] as usize).min(pages);
     let size = bin_size(bin);
     if size < crate::util::PAGE {
-        crate::rtree::set_range(addr + crate::util::PAGE, pages - 2, value);
-        return;
-    }
-    let last = (*e).last_page();
-    for i in 1..nregs(bin) {
-        let page = (addr + i * size) & !crate::util::PAGE_MASK;
-        if page != last {
-            crate::rtree::set(page, value);
+        crate::rtree::set_slab_pages(e, bin, 0, used, sparse);
+    } else {
+        crate::rtree::set_slab_pages(e, bin, 0, 1, sparse);
+        crate::rtree::set_slab_pages(e, bin, used - 1, 1, sparse);
+        for i in 1..nregs(bin) {
+            crate::rtree::set_slab_pages(e, bin, (i * size) >> crate::util::LG_PAGE, 1, sparse);
         }
     }
+    if pages > used {
+        crate::rtree::set((*e).last_page(), e);
+    }
+}
+
+/// Undoes `register` when slab `e` goes back to the page allocator: interior pages
+/// unregistered, first and last page plain (untagged) entries, as for any extent.
+///
+/// # Safety
+/// As for `register`.
+pub unsafe fn unregister(e: *mut Extent, bin: usize) {
+    let (addr, pages) = ((*e).addr, (*e).pages());
+    if pages > 2 {
+        let size = bin_size(bin);
+        if size < crate::util::PAGE {
+            crate::rtree::set_range(addr + crate::util::PAGE, pages - 2, core::ptr::null_mut());
+        } else {
+            let last = (*e).last_page();
+            for i in 1..nregs(bin) {
+                let page = (addr + i * size) & !crate::util::PAGE_MASK;
+                if page != last {
+                    crate::rtree::set(page, core::ptr::null_mut());
+                }
+            }
+        }
+    }
+    crate::rtree::set(addr, e);
+    crate::rtree::set((*e).last_page(), e);
 }
 
 /// Prepares a freshly allocated slab extent: every region free.

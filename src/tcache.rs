@@ -295,13 +295,14 @@ impl Tcache {
         self.took(entry, bin_size(bin))
     }
 
-    /// Index of the region starting at `p` in slab `e` of small class `bin`, or None for an
-    /// interior pointer: `slab::region_index` with the class constant from the cache bin.
+    /// Index of the region at byte offset `off` of a slab of small class `bin`, or None for
+    /// an interior pointer: `slab::region_index_magic` with the class constant from the cache
+    /// bin.
     #[inline(always)]
-    pub fn region_index(&self, e: &Extent, bin: usize, p: usize) -> Option<usize> {
-        // SAFETY: bin < NBINS (a slab's class).
+    pub fn slab_region(&self, bin: usize, off: usize) -> Option<usize> {
+        // SAFETY: bin < NBINS (a slab's class, from a tagged page-map entry).
         let cb = unsafe { self.bins.get_unchecked(bin) };
-        crate::slab::region_index_magic(p - e.addr, cb.magic)
+        crate::slab::region_index_magic(off, cb.magic)
     }
 
     /// A cache entry leaving the cache as a block of `size` usable bytes: checks and clears
