@@ -315,7 +315,11 @@ fn free_to_arena(e: &Extent, p: *mut u8, func: &str) {
     if e.is_slab {
         // SAFETY: the rtree maps `p` to this active slab of class `e.bin` (< NBINS, set by
         // `Pac::alloc` from a class index); `free` re-checks the region under the lock.
-        unsafe { a.bins.get_unchecked(e.bin as usize).lock.lock().free(&a.pac, ep, p as usize, func) }
+        unsafe {
+            let mut g = a.bins.get_unchecked(e.bin as usize).lock.lock();
+            g.free(&a.pac, ep, p as usize, func);
+            g.settle();
+        }
     } else {
         // SAFETY: `ep` is the large extent registered for `p`; `dalloc` re-checks under the lock
         // that it is still active, which catches two racing frees of one block.

@@ -47,7 +47,14 @@ pub struct BinInner {
     pub curregs: usize,
     pub nmalloc: u64,
     pub ndalloc: u64,
+    /// Slabs whose sparse state changed since their page-map entries were last tagged
+    /// (`tagged_sparse`): retagged by `settle` at the end of the locked operation, so a slab
+    /// that a cache flush empties in one go is released without ever being retagged.
+    pending: [*mut Extent; NPENDING],
+    npending: usize,
 }
+
+const NPENDING: usize = 8;
 
 // SAFETY: the raw pointers refer to descriptors owned by this bin; all access is under the lock.
 unsafe impl Send for BinInner {}
@@ -73,6 +80,8 @@ impl Bin {
                 curregs: 0,
                 nmalloc: 0,
                 ndalloc: 0,
+                pending: [core::ptr::null_mut(); NPENDING],
+                npending: 0,
             }),
         }
     }
@@ -102,12 +111,42 @@ impl BinInner {
         }
         let b = self.nonempty.trailing_zeros() as usize;
         let e = self.buckets[b].head;
-        let was = is_sparse((*e).bucket());
         self.bucket_remove(e);
-        if was {
+        if (*e).tagged_sparse {
             slab::tag_pages(e, self.bin as usize, false);
+            (*e).tagged_sparse = false;
         }
         e
+    }
+
+    /// Notes that slab `s`'s sparse state may differ from its tags (see `pending`).
+    unsafe fn defer_retag(&mut self, s: *mut Extent) {
+        if self.pending[..self.npending].contains(&s) {
+            return;
+        }
+        if self.npending == NPENDING {
+            self.settle();
+        }
+        self.pending[self.npending] = s;
+        self.npending += 1;
+    }
+
+    /// Brings the page-map sparse marks of the pending slabs in line with their buckets. Every
+    /// operation that frees regions calls it before releasing the lock.
+    pub fn settle(&mut self) {
+        for k in 0..self.npending {
+            let s = self.pending[k];
+            // SAFETY: pending slabs are live slabs of this bin (`release` drops them from the
+            // list); we hold the bin lock.
+            unsafe {
+                let want = is_sparse((*s).bucket());
+                if want != (*s).tagged_sparse {
+                    slab::tag_pages(s, self.bin as usize, want);
+                    (*s).tagged_sparse = want;
+                }
+            }
+        }
+        self.npending = 0;
     }
 
     /// Allocates one region; null when the OS refuses memory.
@@ -195,7 +234,6 @@ impl BinInner {
     unsafe fn refile(&mut self, pac: &Pac, s: *mut Extent) {
         let nregs = nregs(self.bin as usize);
         let nfree = (*s).nfree();
-        let was = is_sparse((*s).bucket());
         if nfree == nregs {
             if nregs > 1 {
                 self.bucket_remove(s);
@@ -208,14 +246,17 @@ impl BinInner {
             self.bucket_remove(s);
             self.bucket_insert(s);
         }
-        let now = is_sparse((*s).bucket());
-        if now != was {
-            slab::tag_pages(s, self.bin as usize, now);
+        if is_sparse((*s).bucket()) != (*s).tagged_sparse {
+            self.defer_retag(s);
         }
     }
 
     #[cold]
     unsafe fn release(&mut self, pac: &Pac, s: *mut Extent) {
+        if let Some(k) = self.pending[..self.npending].iter().position(|&x| x == s) {
+            self.npending -= 1;
+            self.pending[k] = self.pending[self.npending];
+        }
         self.nslabs -= 1;
         // SAFETY: `s` is an emptied slab of this bin, no longer in any bucket.
         if !pac.inner.lock().dalloc(s) {
@@ -283,6 +324,12 @@ impl BinInner {
                     let nf = (*e).nfree();
                     assert!(nf > 0 && nf < nregs, "full or empty slab in a bucket");
                     assert_eq!(bucket_of(nf, nregs), b);
+                    let entry = crate::rtree::lookup_entry((*e).addr);
+                    assert_eq!(crate::rtree::entry_bin(entry), bin, "slab page not tagged");
+                    assert_eq!(entry & crate::rtree::SPARSE_BIT != 0, (*e).tagged_sparse, "tags disagree");
+                    if self.npending == 0 {
+                        assert_eq!((*e).tagged_sparse, is_sparse(b as u8), "sparse mark not settled");
+                    }
                     free_in_buckets += nf;
                     e = (*e).next;
                 }
@@ -318,10 +365,17 @@ mod tests {
             }
         }
         b.validate();
+        b.settle();
+        b.validate();
+        // s1 has 30 of 64 regions free: sparse, and its page-map entries say so.
+        assert!(crate::rtree::lookup_entry(s1) & crate::rtree::SPARSE_BIT != 0);
+        assert!(crate::rtree::lookup_entry(s0) & crate::rtree::SPARSE_BIT != 0);
         assert_eq!(b.nonfull_slabs(), 2);
-        // The current slab (third) is full: the next region comes from the fullest, s0.
+        // The current slab (third) is full: the next region comes from the fullest, s0, which
+        // as the current slab is no longer marked sparse.
         let q = b.alloc(&PAC) as usize;
         assert_eq!(slab_of(q), s0);
+        assert_eq!(crate::rtree::lookup_entry(s0) & crate::rtree::SPARSE_BIT, 0);
         // Emptying s1 gives its page back to the page pool.
         let dirty_before = PAC.inner.lock().free_pages().0;
         unsafe {

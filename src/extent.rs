@@ -70,6 +70,9 @@ pub struct Extent {
     bucket: AtomicU8,
     /// Free regions of a slab. Sync: as `bucket`.
     nfree: AtomicU16,
+    /// The sparse mark the slab's page-map entries carry now (`bin` settles it to
+    /// `bin::is_sparse(bucket)` at the end of each locked operation). Sync: Bin lock.
+    pub tagged_sparse: bool,
     /// Free-region bitmap of a slab (1 = free). Sync: as `bucket` (see `Bitmap`).
     pub bitmap: Bitmap,
 }

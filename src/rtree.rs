@@ -169,13 +169,22 @@ pub fn set_range(addr: usize, npages: usize, e: *mut Extent) {
     }
 }
 
-/// Registers pages `first..first + npages` (counted from the slab's start) of slab `e` of
-/// class `bin` with their tagged entries, sparse mark `sparse` (leaves must exist).
-pub fn set_slab_pages(e: *mut Extent, bin: usize, first: usize, npages: usize, sparse: bool) {
+/// Registers the pages `pages` (counted from the slab's first page, each < 64) of slab `e` of
+/// class `bin` with their tagged entries, sparse mark `sparse`. One root lookup serves every
+/// page in the first page's leaf (slabs are ≤ 256 KiB, leaves cover 1 GiB); the leaves exist.
+pub fn set_slab_pages(e: *mut Extent, bin: usize, sparse: bool, pages: impl Iterator<Item = usize>) {
     // SAFETY: the caller holds the Pac or bin lock; `e` is an active slab.
     let addr = unsafe { (*e).addr };
-    for k in first..first + npages {
-        set(addr + (k << LG_PAGE), slab_entry(e, bin, k, sparse));
+    let (r, l0) = split(addr);
+    let leaf = ROOT[r].load(Ordering::Acquire);
+    for k in pages {
+        let v = slab_entry(e, bin, k, sparse);
+        if !leaf.is_null() && l0 + k < LEAF_LEN {
+            // SAFETY: as in `lookup`; l0 + k < LEAF_LEN.
+            unsafe { (*leaf).get_unchecked(l0 + k).store(v, Ordering::Release) }
+        } else {
+            set(addr + (k << LG_PAGE), v);
+        }
     }
 }
 

@@ -43,13 +43,10 @@ pub unsafe fn tag_pages(e: *mut Extent, bin: usize, sparse: bool) {
     let used = (crate::size_class::SLAB_PAGES[bin] as usize).min(pages);
     let size = bin_size(bin);
     if size < crate::util::PAGE {
-        crate::rtree::set_slab_pages(e, bin, 0, used, sparse);
+        crate::rtree::set_slab_pages(e, bin, sparse, 0..used);
     } else {
-        crate::rtree::set_slab_pages(e, bin, 0, 1, sparse);
-        crate::rtree::set_slab_pages(e, bin, used - 1, 1, sparse);
-        for i in 1..nregs(bin) {
-            crate::rtree::set_slab_pages(e, bin, (i * size) >> crate::util::LG_PAGE, 1, sparse);
-        }
+        let starts = (0..nregs(bin)).map(|i| (i * size) >> crate::util::LG_PAGE);
+        crate::rtree::set_slab_pages(e, bin, sparse, starts.chain(core::iter::once(used - 1)));
     }
     if pages > used {
         crate::rtree::set((*e).last_page(), e);
@@ -90,6 +87,7 @@ pub unsafe fn init(e: *mut Extent, bin: usize) {
     (*e).bitmap.init(n);
     (*e).set_nfree(n);
     (*e).set_bucket(NO_BUCKET);
+    (*e).tagged_sparse = false;
 }
 
 /// Takes the lowest free region; the slab must have one.

@@ -495,12 +495,14 @@ impl Tcache {
 }
 
 /// Calls `each(arena, extent, block)` for every cached entry of `blocks`, arena by arena, with
-/// `lock(arena)` held around each arena's group: one lock per arena, however the blocks mix
-/// (frees of other threads' blocks travel home this way). Reorders `blocks`.
+/// `lock(arena)` held around each arena's group and `done(guard)` called at its end: one lock
+/// per arena, however the blocks mix (frees of other threads' blocks travel home this way).
+/// Reorders `blocks`.
 fn by_arena<G>(
     blocks: &mut [usize],
     mut lock: impl FnMut(&'static Arena) -> G,
     mut each: impl FnMut(&mut G, &'static Arena, *mut Extent, *mut u8),
+    mut done: impl FnMut(&mut G),
 ) {
     let mut todo = blocks.len();
     while todo > 0 {
@@ -519,16 +521,22 @@ fn by_arena<G>(
                 keep += 1;
             }
         }
+        done(&mut g);
         todo = keep;
     }
 }
 
 /// Returns small blocks of class `bin` to their slabs, one bin lock per arena.
 fn flush_small(bin: usize, blocks: &mut [usize]) {
-    by_arena(blocks, |a| a.bins[bin].lock.lock(), |g, a, e, p| {
-        // SAFETY: `e` is the active slab of class `bin` holding `p`; we hold its bin's lock.
-        unsafe { g.free(&a.pac, e, p as usize, "free") }
-    });
+    by_arena(
+        blocks,
+        |a| a.bins[bin].lock.lock(),
+        |g, a, e, p| {
+            // SAFETY: `e` is the active slab of class `bin` holding `p`; we hold its bin's lock.
+            unsafe { g.free(&a.pac, e, p as usize, "free") }
+        },
+        |g| g.settle(),
+    );
 }
 
 /// Returns large blocks to their arenas' page allocators, one lock per arena; returns bytes.
@@ -543,7 +551,7 @@ fn flush_large(blocks: &mut [usize]) -> usize {
                 crate::report::misuse("free", crate::report::Misuse::DoubleFree, p as usize);
             }
         }
-    });
+    }, |_| {});
     bytes
 }
 
