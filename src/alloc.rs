@@ -259,8 +259,10 @@ pub fn check_live(tc: Option<&Tcache>, p: usize, func: &str) -> &'static Extent 
 /// page-map entry is tagged (`rtree::slab_entry`: class, page offset in the slab, sparse
 /// mark), so class and region index come without reading the descriptor; then two lock-free
 /// checks: region start, not already free in the slab (one bitmap word), and not the block
-/// cached last (see `tcache` for the rest of double-free detection). Everything else —
-/// sparse slabs, large blocks, suspected misuse, no cache yet — takes `free_slow`.
+/// cached last (see `tcache` for the rest of double-free detection). A large block of a cached
+/// size goes onto the cache when its extent is active, starts at `p` and the block is not
+/// the one cached last. Everything else — sparse slabs, large blocks the cache does not
+/// take, suspected misuse, no cache yet — takes `free_slow`.
 #[inline(always)]
 pub fn free(p: *mut u8, func: &str) {
     if p.is_null() {
@@ -276,6 +278,15 @@ pub fn free(p: *mut u8, func: &str) {
                 if !e.bitmap.get(i) && tc.free_small(bin, p) {
                     return;
                 }
+            }
+        }
+    } else if entry != 0 && entry & rtree::SLAB_BIT == 0 {
+        if let Some(tc) = tcache_fast() {
+            // SAFETY: as above; an untagged entry is a large extent or a free one.
+            let e = unsafe { &*rtree::entry_extent(entry) };
+            debug_assert!(!e.is_slab || e.state() != State::Active, "a live slab reached the large-block free path");
+            if e.addr == p as usize && e.state() == State::Active && tc.free_large(e.pages(), p) {
+                return;
             }
         }
     }

@@ -404,15 +404,17 @@ impl Tcache {
         core::ptr::null_mut()
     }
 
-    /// Caches large block `p` of `pages` pages if its size is cached and the byte budget
-    /// allows; false if the caller must free it to its arena.
+    /// Caches large block `p` of `pages` pages if its size is cached, the byte budget allows
+    /// and `p` is not the block cached last (an immediate double free, which the caller's slow
+    /// path reports); false if the caller must deal with it otherwise.
+    #[inline]
     pub fn free_large(&mut self, pages: usize, p: *mut u8) -> bool {
         let i = match large_index(pages) {
             Some(i) => i,
             None => return false,
         };
         let bytes = pages << LG_PAGE;
-        if self.large_bytes + bytes > LARGE_BYTES {
+        if self.large_bytes + bytes > LARGE_BYTES || self.bins[i].top_is(p) {
             return false;
         }
         // SAFETY: as in `free_small`.
