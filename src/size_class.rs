@@ -74,13 +74,17 @@ pub static BIN_SIZE: [u32; NBINS] = {
     t
 };
 
+/// Slab length in pages: the shortest with no tail waste (jemalloc's), doubled until it holds
+/// at least 8 regions. jemalloc's 1-page slabs of 4 regions (1 KiB) or 2 (2 KiB) are created
+/// and released every few blocks when a program frees in batches; with ≥ 8 regions batches of
+/// 1..3 KiB blocks run 20-40 % faster (`batch` in `make bench`), for a peak RSS 8 % higher on
+/// the drifting cache (65 vs 60 MiB; RSS over live after purge unchanged at 1.18). 16 regions
+/// would gain 10-20 % more and cost 15 % peak RSS.
 const fn slab_pages_compute(bin: usize) -> usize {
     let s = bin_size_compute(bin);
     let mut pages = s / gcd(s, PAGE);
-    if s >= PAGE {
-        while pages * PAGE / s < 8 {
-            pages *= 2;
-        }
+    while pages * PAGE / s < 8 {
+        pages *= 2;
     }
     pages
 }
@@ -202,13 +206,11 @@ mod tests {
     fn matches_jemalloc_table() {
         for (i, &(size, slab)) in JEMALLOC.iter().enumerate() {
             assert_eq!(bin_size(i), size, "class {i}");
-            if size < PAGE {
-                assert_eq!(SLAB_PAGES[i] as usize * PAGE, slab, "slab of class {i}");
-            } else {
-                // From 4 KiB up our slabs are that shape times a power of two, ≥ 8 regions.
-                let m = SLAB_PAGES[i] as usize * PAGE / slab;
-                assert!(m.is_power_of_two() && NREGS[i] >= 8, "slab of class {i}");
-            }
+            // Our slabs are jemalloc's shape times the smallest power of two that gives ≥ 8
+            // regions (1, 2 and 4 KiB... classes differ; the others are jemalloc's).
+            let m = SLAB_PAGES[i] as usize * PAGE / slab;
+            assert!(m.is_power_of_two() && NREGS[i] >= 8, "slab of class {i}");
+            assert!(m == 1 || NREGS[i] < 16, "slab of class {i} larger than needed");
             assert_eq!(NREGS[i] as usize, SLAB_PAGES[i] as usize * PAGE / size);
         }
         let beyond: std::vec::Vec<usize> = (NBINS_JEMALLOC..NBINS).map(bin_size).collect();
