@@ -28,8 +28,8 @@ const SPARSE_BUCKET: u8 = 4;
 /// Whether a slab with bucket index `bucket` is a sparse, non-current slab whose frees should
 /// bypass thread caches (see `tcache`). Current and full slabs carry NO_BUCKET and are never
 /// sparse. The free fast path reads this from the slab's page-map entries (`rtree::SPARSE_BIT`,
-/// kept equal to this predicate by `take_fullest` and `refile` under the bin lock), not from
-/// the descriptor: one cache line fewer per free.
+/// brought in line with this predicate under the bin lock by `take_fullest` and, for frees,
+/// by `settle` at the end of each locked batch), not from the descriptor.
 #[inline(always)]
 pub fn is_sparse(bucket: u8) -> bool {
     bucket.wrapping_sub(SPARSE_BUCKET) < NBUCKETS as u8 - SPARSE_BUCKET

@@ -7,8 +7,9 @@
 //!
 //! Slab pages carry a tagged entry (`slab_entry`): the descriptor's address in bits 0..46, the
 //! size class in bits 48..53, the page's offset in its slab (in pages) in bits 54..59, bit 62
-//! when the slab is sparse (`bin::is_sparse`) and bit 63 set. `free` decodes class and region index from it without touching the descriptor;
-//! `lookup` strips the tags. Other entries are plain descriptor addresses (bit 63 clear).
+//! when the slab is sparse (`bin::is_sparse`) and bit 63 set. `free` decodes class and region
+//! index from it without touching the descriptor; `lookup` strips the tags. Other entries are
+//! plain descriptor addresses (bit 63 clear).
 //!
 //! Sync: slots are atomics. Writers hold the owning arena's `Pac` lock (rank 4), or for the
 //! entries of an active slab its bin's lock (rank 3, sparse mark), and publish
@@ -169,21 +170,18 @@ pub fn set_range(addr: usize, npages: usize, e: *mut Extent) {
     }
 }
 
-/// Registers the pages `pages` (counted from the slab's first page, each < 64) of slab `e` of
-/// class `bin` with their tagged entries, sparse mark `sparse`. One root lookup serves every
-/// page in the first page's leaf (slabs are ≤ 256 KiB, leaves cover 1 GiB); the leaves exist.
-pub fn set_slab_pages(e: *mut Extent, bin: usize, sparse: bool, pages: impl Iterator<Item = usize>) {
-    // SAFETY: the caller holds the Pac or bin lock; `e` is an active slab.
-    let addr = unsafe { (*e).addr };
+/// Sets the entry of page `k` after `addr` to `value(k)` for every `k` of `pages` (each < 64:
+/// the pages of one slab). One root lookup serves every page in `addr`'s leaf (slabs are
+/// ≤ 256 KiB, leaves cover 1 GiB); the leaves exist.
+pub fn set_pages(addr: usize, pages: impl Iterator<Item = usize>, value: impl Fn(usize) -> *mut Extent) {
     let (r, l0) = split(addr);
     let leaf = ROOT[r].load(Ordering::Acquire);
     for k in pages {
-        let v = slab_entry(e, bin, k, sparse);
         if !leaf.is_null() && l0 + k < LEAF_LEN {
             // SAFETY: as in `lookup`; l0 + k < LEAF_LEN.
-            unsafe { (*leaf).get_unchecked(l0 + k).store(v, Ordering::Release) }
+            unsafe { (*leaf).get_unchecked(l0 + k).store(value(k), Ordering::Release) }
         } else {
-            set(addr + (k << LG_PAGE), v);
+            set(addr + (k << LG_PAGE), value(k));
         }
     }
 }

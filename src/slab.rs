@@ -36,45 +36,34 @@ pub unsafe fn register(e: *mut Extent, bin: usize) {
 /// The arena's Pac lock or the bin's lock is held (no other thread writes these entries
 /// while the slab is active); `e` is an active, registered slab of class `bin`.
 pub unsafe fn tag_pages(e: *mut Extent, bin: usize, sparse: bool) {
-    // The regions fill SLAB_PAGES pages (≤ 64, what the tag can express); an extent can only be
-    // longer when the page allocator ran out of descriptors to split it, and then its extra
-    // pages hold no region: the last one gets a plain entry, as the page allocator needs.
-    let pages = (*e).pages();
-    let used = (crate::size_class::SLAB_PAGES[bin] as usize).min(pages);
-    let size = bin_size(bin);
-    if size < crate::util::PAGE {
-        crate::rtree::set_slab_pages(e, bin, sparse, 0..used);
-    } else {
-        let starts = (0..nregs(bin)).map(|i| (i * size) >> crate::util::LG_PAGE);
-        crate::rtree::set_slab_pages(e, bin, sparse, starts.chain(core::iter::once(used - 1)));
-    }
-    if pages > used {
+    crate::rtree::set_pages((*e).addr, tagged_pages(e, bin), |k| crate::rtree::slab_entry(e, bin, k, sparse));
+    if (*e).pages() > crate::size_class::SLAB_PAGES[bin] as usize {
         crate::rtree::set((*e).last_page(), e);
     }
 }
 
-/// Undoes `register` when slab `e` goes back to the page allocator: interior pages
-/// unregistered, first and last page plain (untagged) entries, as for any extent.
+/// The pages of slab `e` of class `bin` that carry tagged entries, counted from its first:
+/// every page below a page-sized class, else the pages holding a region start and the last
+/// page of the regions. The regions fill SLAB_PAGES pages (≤ 64, what a tag can express); an
+/// extent is only longer when the page allocator ran out of descriptors to split it, and then
+/// its extra pages hold no region (its last page gets a plain entry, as the page allocator
+/// needs).
+unsafe fn tagged_pages(e: *const Extent, bin: usize) -> impl Iterator<Item = usize> {
+    let used = (crate::size_class::SLAB_PAGES[bin] as usize).min((*e).pages());
+    let size = bin_size(bin);
+    let (all, step) = if size < crate::util::PAGE { (used, 0) } else { (0, nregs(bin)) };
+    let starts = (0..step).map(move |i| (i * size) >> crate::util::LG_PAGE);
+    (0..all).chain(starts).chain(core::iter::once(used - 1))
+}
+
+/// Undoes `register` when slab `e` goes back to the page allocator: its tagged entries
+/// cleared, first and last page plain (untagged) entries, as for any extent.
 ///
 /// # Safety
 /// As for `register`.
 pub unsafe fn unregister(e: *mut Extent, bin: usize) {
-    let (addr, pages) = ((*e).addr, (*e).pages());
-    if pages > 2 {
-        let size = bin_size(bin);
-        if size < crate::util::PAGE {
-            crate::rtree::set_range(addr + crate::util::PAGE, pages - 2, core::ptr::null_mut());
-        } else {
-            let last = (*e).last_page();
-            for i in 1..nregs(bin) {
-                let page = (addr + i * size) & !crate::util::PAGE_MASK;
-                if page != last {
-                    crate::rtree::set(page, core::ptr::null_mut());
-                }
-            }
-        }
-    }
-    crate::rtree::set(addr, e);
+    crate::rtree::set_pages((*e).addr, tagged_pages(e, bin), |_| core::ptr::null_mut());
+    crate::rtree::set((*e).addr, e);
     crate::rtree::set((*e).last_page(), e);
 }
 
