@@ -9,7 +9,8 @@
 //! (the pop that would lower it takes the slow path, jemalloc's trick).
 //!
 //! Invariants (checked by `validate`): `low_water ≤ ncached ≤ cap ≤ cap_max`;
-//! `1 ≤ nfill ≤ max(cap / 2, 1)`.
+//! `1 ≤ nfill ≤ max(cap / 2, 1)`. `cap` moves between the class's base capacity and `cap_max`
+//! (see `tcache`: grown on repeated overflow, shrunk by GC).
 //!
 //! Sync: owned by one thread (its `Tcache`); never shared.
 
@@ -24,11 +25,21 @@ pub struct CacheBin {
     /// Usable size of the class (small classes) or of the block (large page counts); kept
     /// here so the fast paths read it from the line they already touch instead of a table.
     pub size: u32,
+    /// Slots reserved for this bin: the most `cap` may grow to.
+    pub cap_max: u16,
+    /// Whether the stack overflowed since the last GC visit (a second overflow grows `cap`).
+    pub overflowed: bool,
+    /// Whether the stack was refilled since the last GC visit (growth needs the thread to
+    /// allocate from the class too: a thread that only frees must not hoard blocks).
+    pub refilled: bool,
     /// `size_class::div_magic` of a small class (0 for large bins).
     pub magic: u64,
     /// Storage for `cap` entries (inside the owning `Tcache`).
     pub slots: *mut usize,
 }
+
+// The fast paths index the bins with a shift.
+const _: () = assert!(core::mem::size_of::<CacheBin>() == 32);
 
 /// Bit 0 of an entry: the block was freed into the cache and carries the cookie.
 pub const FREED: usize = 1;
@@ -109,7 +120,7 @@ impl CacheBin {
 
     /// Checks the invariants (tests).
     pub fn validate(&self) {
-        assert!(self.low_water <= self.ncached && self.ncached <= self.cap);
+        assert!(self.low_water <= self.ncached && self.ncached <= self.cap && self.cap <= self.cap_max);
         assert!(self.nfill >= 1 && self.nfill <= (self.cap / 2).max(1));
         let c = self.cached();
         for (i, &p) in c.iter().enumerate() {

