@@ -329,7 +329,7 @@ fn free_to_arena(e: &Extent, p: *mut u8, func: &str) {
         unsafe {
             let mut g = a.bins.get_unchecked(e.bin as usize).lock.lock();
             g.free(&a.pac, ep, p as usize, func);
-            g.settle();
+            g.settle(&a.pac);
         }
     } else {
         // SAFETY: `ep` is the large extent registered for `p`; `dalloc` re-checks under the lock

@@ -52,6 +52,10 @@ pub struct BinInner {
     /// that a cache flush empties in one go is released without ever being retagged.
     pending: [*mut Extent; NPENDING],
     npending: usize,
+    /// The slab the last frees went to, not yet refiled: consecutive frees into one slab (a
+    /// cache flush of blocks allocated together) move it between buckets once, in `settle`
+    /// or when a free goes to another slab. Null between locked operations.
+    unfiled: *mut Extent,
 }
 
 const NPENDING: usize = 8;
@@ -99,6 +103,7 @@ impl Bin {
                 ndalloc: 0,
                 pending: [core::ptr::null_mut(); NPENDING],
                 npending: 0,
+                unfiled: core::ptr::null_mut(),
             }),
         }
     }
@@ -142,15 +147,25 @@ impl BinInner {
             return;
         }
         if self.npending == NPENDING {
-            self.settle();
+            self.retag_pending();
         }
         self.pending[self.npending] = s;
         self.npending += 1;
     }
 
-    /// Brings the page-map sparse marks of the pending slabs in line with their buckets. Every
-    /// operation that frees regions calls it before releasing the lock.
-    pub fn settle(&mut self) {
+    /// Refiles the slab the last frees went to, then brings the page-map sparse marks of the
+    /// pending slabs in line with their buckets. Every operation that frees regions calls it
+    /// before releasing the lock.
+    pub fn settle(&mut self, pac: &Pac) {
+        let s = core::mem::replace(&mut self.unfiled, core::ptr::null_mut());
+        if !s.is_null() {
+            // SAFETY: `unfiled` is a live slab of this bin (frees just went to it).
+            unsafe { self.refile(pac, s) };
+        }
+        self.retag_pending();
+    }
+
+    fn retag_pending(&mut self) {
         for k in 0..self.npending {
             let s = self.pending[k];
             // SAFETY: pending slabs are live slabs of this bin (`release` drops them from the
@@ -169,6 +184,7 @@ impl BinInner {
     /// Allocates one region; null when the OS refuses memory.
     #[inline(always)]
     pub fn alloc(&mut self, pac: &Pac) -> *mut u8 {
+        debug_assert!(self.unfiled.is_null() && self.npending == 0, "frees not settled");
         let bin = self.bin as usize;
         // SAFETY: slabs referenced by this bin are live; we hold the bin lock.
         unsafe {
@@ -191,6 +207,7 @@ impl BinInner {
     /// # Safety
     /// `out` has room for `n` pointers.
     pub unsafe fn alloc_batch(&mut self, pac: &Pac, out: *mut *mut u8, n: usize) -> usize {
+        debug_assert!(self.unfiled.is_null() && self.npending == 0, "frees not settled");
         let bin = self.bin as usize;
         let mut got = 0;
         while got < n {
@@ -225,7 +242,8 @@ impl BinInner {
         s
     }
 
-    /// Frees region `p` of slab `s`, or reports misuse by `func`.
+    /// Frees region `p` of slab `s`, or reports misuse by `func`. The caller calls `settle`
+    /// before it releases the lock.
     ///
     /// # Safety
     /// `s` is the active slab of this class that the rtree returned for `p`.
@@ -240,24 +258,30 @@ impl BinInner {
         slab::free_region(s, i);
         self.ndalloc += 1;
         self.curregs -= 1;
-        if s != self.slabcur {
-            self.refile(pac, s);
+        if s != self.slabcur && s != self.unfiled {
+            let last = core::mem::replace(&mut self.unfiled, s);
+            if !last.is_null() {
+                self.refile(pac, last);
+            }
         }
     }
 
-    /// Moves slab `s` (not current) after one of its regions was freed: into a bucket if it
-    /// was full, to another bucket if its fill level changed, to the page pool if empty.
+    /// Moves slab `s` (not current) after some of its regions were freed: into a bucket if it
+    /// was full (in none), to another bucket if its fill level changed, to the page pool if
+    /// empty.
     #[inline(never)]
     unsafe fn refile(&mut self, pac: &Pac, s: *mut Extent) {
         let nregs = nregs(self.bin as usize);
         let nfree = (*s).nfree();
+        let filed = (*s).bucket() != NO_BUCKET;
         if nfree == nregs {
-            if nregs > 1 {
+            if filed {
                 self.bucket_remove(s);
             }
             self.release(pac, s);
             return;
-        } else if nfree == 1 {
+        }
+        if !filed {
             self.bucket_insert(s); // was full
         } else if bucket_of(nfree, self.bin as usize) != (*s).bucket() as usize {
             self.bucket_remove(s);
@@ -328,6 +352,7 @@ impl BinInner {
 
     /// Checks bucket placement and counters (tests).
     pub fn validate(&self) {
+        assert!(self.unfiled.is_null(), "a free not settled");
         let bin = self.bin as usize;
         let nregs = nregs(bin);
         let mut free_in_buckets = 0;
@@ -391,8 +416,7 @@ mod tests {
                 b.free(&PAC, rtree_of(p), p, "free");
             }
         }
-        b.validate();
-        b.settle();
+        b.settle(&PAC);
         b.validate();
         // s1 has 30 of 64 regions free: sparse, and its page-map entries say so.
         assert!(crate::rtree::lookup_entry(s1) & crate::rtree::SPARSE_BIT != 0);
@@ -410,6 +434,7 @@ mod tests {
                 b.free(&PAC, rtree_of(p), p, "free");
             }
         }
+        b.settle(&PAC);
         assert_eq!(PAC.inner.lock().free_pages().0, dirty_before + 1);
         assert_eq!(b.nslabs, 2);
         assert!(crate::rtree::lookup(s1).is_null() || unsafe { !(*crate::rtree::lookup(s1)).is_slab });

@@ -579,14 +579,14 @@ impl Tcache {
 }
 
 /// Calls `each(arena, extent, block)` for every cached entry of `blocks`, arena by arena, with
-/// `lock(arena)` held around each arena's group and `done(guard)` called at its end: one lock
+/// `lock(arena)` held around each arena's group and `done(guard, arena)` called at its end: one lock
 /// per arena, however the blocks mix (frees of other threads' blocks travel home this way).
 /// Reorders `blocks`.
 fn by_arena<G>(
     blocks: &mut [usize],
     mut lock: impl FnMut(&'static Arena) -> G,
     mut each: impl FnMut(&mut G, &'static Arena, *mut Extent, *mut u8),
-    mut done: impl FnMut(&mut G),
+    mut done: impl FnMut(&mut G, &'static Arena),
 ) {
     let mut todo = blocks.len();
     while todo > 0 {
@@ -605,7 +605,7 @@ fn by_arena<G>(
                 keep += 1;
             }
         }
-        done(&mut g);
+        done(&mut g, a);
         todo = keep;
     }
 }
@@ -619,7 +619,7 @@ fn flush_small(bin: usize, blocks: &mut [usize]) {
             // SAFETY: `e` is the active slab of class `bin` holding `p`; we hold its bin's lock.
             unsafe { g.free(&a.pac, e, p as usize, "free") }
         },
-        |g| g.settle(),
+        |g, a| g.settle(&a.pac),
     );
 }
 
@@ -635,7 +635,7 @@ fn flush_large(blocks: &mut [usize]) -> usize {
                 crate::report::misuse("free", crate::report::Misuse::DoubleFree, p as usize);
             }
         }
-    }, |_| {});
+    }, |_, _| {});
     bytes
 }
 
