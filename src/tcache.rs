@@ -579,9 +579,9 @@ impl Tcache {
 }
 
 /// Calls `each(arena, extent, block)` for every cached entry of `blocks`, arena by arena, with
-/// `lock(arena)` held around each arena's group and `done(guard, arena)` called at its end: one lock
-/// per arena, however the blocks mix (frees of other threads' blocks travel home this way).
-/// Reorders `blocks`.
+/// `lock(arena)` held around each arena's group and `done(guard, arena)` called at its end:
+/// one lock per arena, however the blocks mix (frees of other threads' blocks travel home this
+/// way). Reorders `blocks`.
 fn by_arena<G>(
     blocks: &mut [usize],
     mut lock: impl FnMut(&'static Arena) -> G,
