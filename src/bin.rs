@@ -135,7 +135,7 @@ impl BinInner {
         let e = self.buckets[b].head;
         self.bucket_remove(e);
         if (*e).tagged_sparse {
-            slab::tag_pages(e, self.bin as usize, false);
+            crate::slab_map::tag_pages(e, self.bin as usize, false);
             (*e).tagged_sparse = false;
         }
         e
@@ -173,7 +173,7 @@ impl BinInner {
             unsafe {
                 let want = is_sparse((*s).bucket());
                 if want != (*s).tagged_sparse {
-                    slab::tag_pages(s, self.bin as usize, want);
+                    crate::slab_map::tag_pages(s, self.bin as usize, want);
                     (*s).tagged_sparse = want;
                 }
             }

@@ -8,7 +8,7 @@
 //!   (they are coalesced on insertion);
 //! - an active large extent has its first and last page registered; an active slab has its
 //!   first and last page and every page holding a region start registered
-//!   (`slab::register`, with tagged entries: frees must resolve);
+//!   (`slab_map::register`, with tagged entries: frees must resolve);
 //! - `is_slab ⇒ state == Active`, and `0 < nfree ≤ nregs ⇔` the slab may sit in a bin bucket.
 
 use crate::base::BASE;

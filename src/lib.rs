@@ -8,7 +8,7 @@
 //! | 4 front end | `alloc`, `xalloc`, `ctl`, `init`, `conf`, `fork` | C and jemalloc APIs, mallctl, bootstrap, options, fork |
 //! | 3 caches | `tcache` → `cache_bin`, `tsd` | per-thread caches, initial-exec TLS slot |
 //! | 3 objects | `arena` → `bin` → `slab` | arenas, size-class slabs, fullest-first placement |
-//! | 2 pages | `pac` → `eset` → `extent` | best-fit extents, split/coalesce, purge |
+//! | 2 pages | `pac` → `eset` → `extent`, `slab_map` | best-fit extents, split/coalesce, purge; slab page-map entries |
 //! | 1 metadata | `rtree`, `base`, `size_class`, `bitmap` | page map, metadata memory, classes |
 //! | 0 foundations | `sys`, `sync`, `report`, `util` | OS calls, futex lock, fatal lines |
 //!
@@ -34,6 +34,7 @@ pub mod report;
 pub mod rtree;
 pub mod size_class;
 pub mod slab;
+pub mod slab_map;
 pub mod sync;
 pub mod sys;
 pub mod tcache;

@@ -171,7 +171,7 @@ impl PacInner {
                 Some(bin) => {
                     (*e).is_slab = true;
                     (*e).bin = bin;
-                    crate::slab::register(e, bin as usize);
+                    crate::slab_map::register(e, bin as usize);
                 }
                 None => (*e).is_slab = false,
             }
@@ -291,7 +291,7 @@ impl PacInner {
                 return false;
             }
             if (*e).is_slab {
-                crate::slab::unregister(e, (*e).bin as usize);
+                crate::slab_map::unregister(e, (*e).bin as usize);
             }
             (*e).is_slab = false;
             (*e).zeroed = false;
