@@ -739,7 +739,7 @@ pub(crate) mod tests {
             assert_eq!(z, p);
             check(z, 40 << 10, 0);
             free(z, "free");
-            // 64 blocks of 256 KiB exceed the 2 MiB budget: the rest go back to the arena.
+            // 64 blocks of 256 KiB exceed the 512 KiB budget: the rest go back to the arena.
             let ps: std::vec::Vec<_> = (0..64).map(|_| malloc(256 << 10)).collect();
             for &p in &ps {
                 free(p, "free");

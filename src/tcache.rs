@@ -63,7 +63,9 @@ const SMALL_BIN_BYTES: usize = 64 << 10;
 const GROWN_BIN_BYTES: usize = 1 << 20;
 const GROWN_BYTES: usize = 2 << 20;
 const LARGE_BIN_CAP: usize = 8;
-const LARGE_BYTES: usize = 2 << 20;
+/// Bytes of large blocks a thread may cache. 2 MiB held 2 MiB more RSS on larson (25.5 vs
+/// 23.0 MiB; jemalloc 22.7) for no measured speed: its random large sizes rarely hit.
+const LARGE_BYTES: usize = 512 << 10;
 /// First refill size of a class; each refill doubles it (up to half the capacity), GC halves
 /// it for a class that left blocks unused. A short-lived thread that touches 16 classes thus
 /// takes 8 blocks of each instead of 128 (thread churn: every filled block is flushed again
