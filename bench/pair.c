@@ -10,7 +10,7 @@
  * One line per size, for scripts: "pair allocator=NAME size=S ns=X min=Y max=Z".
  */
 #define _GNU_SOURCE
-#include "common.h"
+#include "allocator_name.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,8 +50,7 @@ int main(int argc, char **argv) {
     static const size_t sizes[] = {16, 256, 4096, 65536};
     static const long base_n[] = {4000000, 4000000, 2000000, 1000000};
     double t[101];
-    char name[256];
-    allocator_name(name, sizeof name);
+    const char *name = allocator_name();
 
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         long n = (long)(base_n[s] * scale);

@@ -14,7 +14,7 @@
  * Last line, for scripts: "reuse allocator=NAME peak_ratio=X net_peak_ratio=Y".
  */
 #define _GNU_SOURCE
-#include "common.h"
+#include "allocator_name.h"
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,8 +66,7 @@ int main(void) {
     const size_t n1 = TOTAL / small, n2 = TOTAL / big;
     void **a1 = map_array(n1);
     void **a2 = map_array(n2);
-    char name[256];
-    allocator_name(name, sizeof name);
+    const char *name = allocator_name();
 
     size_t base = rss();
     printf("allocator: %s\n", name);

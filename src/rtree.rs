@@ -147,29 +147,6 @@ fn set_slow(addr: usize, e: *mut Extent) {
     }
 }
 
-/// Registers `e` (or null) for `npages` pages from `addr` (leaves must exist): one root
-/// lookup per leaf the range touches, then consecutive slot stores (slab set-up and release
-/// write up to 64 slots).
-pub fn set_range(addr: usize, npages: usize, e: *mut Extent) {
-    let mut page = addr >> LG_PAGE;
-    let end = page + npages;
-    while page < end {
-        let at = page << LG_PAGE;
-        let (r, l) = split(at);
-        let n = (LEAF_LEN - l).min(end - page);
-        let leaf = ROOT[r].load(Ordering::Acquire);
-        if leaf.is_null() {
-            set_slow(at, e); // creates the leaf (or reports exhaustion)
-            continue;
-        }
-        // SAFETY: as in `lookup`; l + n ≤ LEAF_LEN.
-        for s in unsafe { (*leaf).get_unchecked(l..l + n) } {
-            s.store(e, Ordering::Release);
-        }
-        page += n;
-    }
-}
-
 /// Sets the entry of page `k` after `addr` to `value(k)` for every `k` of `pages` (each < 64:
 /// the pages of one slab). One root lookup serves every page in `addr`'s leaf (slabs are
 /// ≤ 256 KiB, leaves cover 1 GiB); the leaves exist.
@@ -213,7 +190,7 @@ mod tests {
         let fake = 0x1000 as *mut Extent;
         let a = 0x5555_0000_0000usize;
         assert!(ensure(a, 1 << 31));
-        set_range(a, 3, fake);
+        set_pages(a, 0..3, |_| fake);
         assert_eq!(lookup(a + 5), fake);
         assert_eq!(lookup(a + 2 * 4096 + 4095), fake);
         assert!(lookup(a + 3 * 4096).is_null());

@@ -44,9 +44,9 @@ pub unsafe fn tag_pages(e: *mut Extent, bin: usize, sparse: bool) {
 unsafe fn tagged_pages(e: *const Extent, bin: usize) -> impl Iterator<Item = usize> {
     let used = (crate::size_class::SLAB_PAGES[bin] as usize).min((*e).pages());
     let size = bin_size(bin);
-    let (all, step) = if size < crate::util::PAGE { (used, 0) } else { (0, nregs(bin)) };
+    let (all, step, last) = if size < crate::util::PAGE { (used, 0, 0..0) } else { (0, nregs(bin), used - 1..used) };
     let starts = (0..step).map(move |i| (i * size) >> crate::util::LG_PAGE);
-    (0..all).chain(starts).chain(core::iter::once(used - 1))
+    (0..all).chain(starts).chain(last)
 }
 
 /// Undoes `register` when slab `e` goes back to the page allocator: its tagged entries
