@@ -226,7 +226,7 @@ fn large_misuse(e: &Extent, p: usize, func: &str) -> ! {
 #[inline]
 fn check_not_cached(tc: Option<&Tcache>, e: &Extent, p: usize, func: &str) {
     // SAFETY: `p` is a live block of at least 8 bytes (resolved through the rtree).
-    if unsafe { *(p as *const usize) } != tcache::cookie(p as *mut u8) {
+    if unsafe { *(p as *const usize) } != tcache::COOKIE {
         return;
     }
     let i = if e.is_slab { Some(e.bin as usize) } else { large_index(e.pages()) };
@@ -265,17 +265,19 @@ pub fn check_live(tc: Option<&Tcache>, p: usize, func: &str) -> &'static Extent 
 /// take, suspected misuse, no cache yet — takes `free_slow`.
 #[inline(always)]
 pub fn free(p: *mut u8, func: &str) {
-    if p.is_null() {
-        return;
+    // One test for null and for addresses beyond the page map (both to `free_slow`).
+    if (p as usize).wrapping_sub(1) >> rtree::USER_BITS != 0 {
+        return free_slow(p, func);
     }
-    let entry = rtree::lookup_entry(p as usize);
+    let entry = rtree::lookup_user_entry(p as usize);
     if entry & (rtree::SLAB_BIT | rtree::SPARSE_BIT) == rtree::SLAB_BIT {
         if let Some(tc) = tcache_fast() {
             let bin = rtree::entry_bin(entry);
             if let Some(i) = tc.slab_region(bin, rtree::entry_slab_offset(entry, p as usize)) {
-                // SAFETY: registered descriptors are never freed; see `lookup_live`.
+                // SAFETY: registered descriptors are never freed; see `lookup_live`. The offset
+                // is inside the slab (the tag's page offset is), so `i` < nregs ≤ MAX_NREGS.
                 let e = unsafe { &*rtree::entry_extent(entry) };
-                if !e.bitmap.get(i) && tc.free_small(bin, p) {
+                if !unsafe { e.bitmap.get_unchecked(i) } && tc.free_small(bin, p) {
                     return;
                 }
             }
@@ -343,6 +345,9 @@ fn free_to_arena(e: &Extent, p: *mut u8, func: &str) {
 #[cold]
 #[inline(never)]
 fn free_slow(p: *mut u8, func: &str) {
+    if p.is_null() {
+        return;
+    }
     init::ensure();
     let tc = tcache::current();
     let e = check_live(tc.as_deref(), p as usize, func);
@@ -655,7 +660,7 @@ pub(crate) mod tests {
                 free(p as *mut u8, "free");
             }
             let tc = my_tcache();
-            assert!(tc.bins[size2bin(64)].ncached >= 100);
+            assert!(tc.bins[size2bin(64)].ncached() >= 100);
             tc.validate();
             (tc as *mut Tcache as usize, ps)
         })
@@ -663,7 +668,7 @@ pub(crate) mod tests {
         .unwrap();
         // SAFETY: caches are never unmapped; after exit this one sits in the pool, empty.
         let tc = unsafe { &*(tc as *const Tcache) };
-        assert!(tc.bins.iter().all(|b| b.ncached == 0), "cache not flushed at thread exit");
+        assert!(tc.bins.iter().all(|b| b.ncached() == 0), "cache not flushed at thread exit");
         for p in blocks {
             let e = rtree::lookup(p);
             // SAFETY: the slab stays registered while any region of it is live; if it was
@@ -711,12 +716,12 @@ pub(crate) mod tests {
                 free(p, "free");
             }
             let bin = size2bin(64);
-            assert!(my_tcache().bins[bin].ncached >= 500);
+            assert!(my_tcache().bins[bin].ncached() >= 500);
             for _ in 0..20_000 {
                 let p = malloc(4096);
                 free(p, "free");
             }
-            let left = my_tcache().bins[bin].ncached;
+            let left = my_tcache().bins[bin].ncached();
             assert!(left < 20, "idle class still caches {left} blocks");
             my_tcache().validate();
         })

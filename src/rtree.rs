@@ -31,11 +31,16 @@ type Leaf = [AtomicPtr<Extent>; LEAF_LEN];
 
 #[allow(clippy::declare_interior_mutable_const)]
 const NULL_LEAF: AtomicPtr<Leaf> = AtomicPtr::new(core::ptr::null_mut());
-static ROOT: [AtomicPtr<Leaf>; 1 << ROOT_BITS] = [NULL_LEAF; 1 << ROOT_BITS];
+/// One slot more than user space needs: slot 2^ROOT_BITS (address 2^47 exactly) stays null,
+/// so `lookup_user_entry` may take any address up to and including `USER_END` unmasked.
+static ROOT: [AtomicPtr<Leaf>; (1 << ROOT_BITS) + 1] = [NULL_LEAF; (1 << ROOT_BITS) + 1];
 static LEAF_LOCK: Mutex<()> = Mutex::ranked(Rank::RtreeLeaf, ());
 
 /// Bits of an entry that hold the descriptor address (user space is 47 bits).
-const ADDR_MASK: usize = (1 << 47) - 1;
+const ADDR_MASK: usize = USER_END - 1;
+/// End of the user address space the tree covers.
+pub const USER_END: usize = 1 << USER_BITS;
+pub const USER_BITS: u32 = 47;
 /// Set in the entries of slab pages.
 pub const SLAB_BIT: usize = 1 << 63;
 /// Set in the entries of a sparse slab's pages.
@@ -88,9 +93,17 @@ pub fn lookup_entry(addr: usize) -> usize {
     if addr >> 47 != 0 {
         return 0;
     }
-    let (r, l) = split(addr);
+    lookup_user_entry(addr)
+}
+
+/// `lookup_entry` for an address the caller checked to be at most `USER_END`, so that it
+/// can share one test with its null check: `(addr - 1) >> USER_BITS == 0`.
+#[inline(always)]
+pub fn lookup_user_entry(addr: usize) -> usize {
+    debug_assert!(addr <= USER_END);
+    let (r, l) = (addr >> (LG_PAGE + LEAF_BITS), (addr >> LG_PAGE) & (LEAF_LEN - 1));
     let root = crate::static_addr!(ROOT, AtomicPtr<Leaf>);
-    // SAFETY: `root` is ROOT's first slot and r < 2^ROOT_BITS (masked in `split`).
+    // SAFETY: `root` is ROOT's first slot and r ≤ 2^ROOT_BITS, inside ROOT (addr ≤ 2^47).
     let leaf = unsafe { (*root.add(r)).load(Ordering::Acquire) };
     if leaf.is_null() {
         return 0;

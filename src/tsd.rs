@@ -1,9 +1,8 @@
 //! Thread-specific data: one initial-exec TLS word per thread, holding the thread's cache.
 //!
-//! Contract: `get()` costs two instructions (`mov reg, [rip + slot@GOTTPOFF]; add reg, fs:[0]`
-//! gives the slot's address) plus one load, with no `__tls_get_addr` call and no lazy TLS
-//! allocation, so it is safe from the first malloc the loader makes. The word is in `.tbss`:
-//! zero in every new thread. Values at or below `LAST_SENTINEL` are states, anything else is
+//! Contract: `get()` costs two loads (`mov reg, [rip + slot@GOTTPOFF]; mov reg, fs:[reg]`),
+//! with no `__tls_get_addr` call and no lazy TLS allocation, so it is safe from the first
+//! malloc the loader makes. The word is in `.tbss`: zero in every new thread. Values at or below `LAST_SENTINEL` are states, anything else is
 //! a `*mut Tcache`:
 //! - `NONE` (0): no cache yet; the next call sets one up;
 //! - `BUSY` (1): setting up (a nested call, e.g. from `pthread_setspecific`, is served
@@ -52,11 +51,24 @@ fn slot() -> *mut usize {
     p
 }
 
-/// The calling thread's word (a state or a cache pointer).
+/// The calling thread's word (a state or a cache pointer): the slot's offset from the GOT,
+/// then one load relative to the thread pointer (`fs`), without forming the slot's address
+/// (the initial-exec sequence the ABI documents; one load fewer than `*slot()`).
 #[inline(always)]
 pub fn get() -> usize {
-    // SAFETY: `slot()` is this thread's 8-byte, 8-aligned TLS word; only this thread uses it.
-    unsafe { *slot() }
+    let v: usize;
+    // SAFETY: as in `slot()`: the GOT holds the slot's offset from the thread pointer, and
+    // `fs:[offset]` is this thread's 8-byte, 8-aligned TLS word, used only by this thread.
+    // `readonly` (not `pure` alone): the value changes when `set` writes it.
+    unsafe {
+        asm!(
+            "mov {0}, qword ptr [rip + oxmalloc_tsd_slot@GOTTPOFF]",
+            "mov {0}, qword ptr fs:[{0}]",
+            out(reg) v,
+            options(pure, readonly, nostack, preserves_flags),
+        );
+    }
+    v
 }
 
 /// Sets the calling thread's word.
