@@ -256,9 +256,9 @@ pub fn check_live(tc: Option<&Tcache>, p: usize, func: &str) -> &'static Extent 
 /// Frees `p` (null is a no-op) on behalf of the C call `func`.
 ///
 /// Fast path: a small block whose slab is not sparse goes onto this thread's cache. Its
-/// page-map entry is tagged (`rtree::slab_entry`: class, page offset in the slab, sparse
-/// mark), so class and region index come without reading the descriptor; then two lock-free
-/// checks: region start, not already free in the slab (one bitmap word), and not the block
+/// page-map entry is tagged (`rtree::slab_entry`: class and sparse mark), so the class comes
+/// without reading the descriptor, and the region index from the slab's start address;
+/// then two lock-free checks: region start, not already free in the slab (one bitmap word), and not the block
 /// cached last (see `tcache` for the rest of double-free detection). A large block of a cached
 /// size goes onto the cache when its extent is active, starts at `p` and the block is not
 /// the one cached last. Everything else — sparse slabs, large blocks the cache does not
@@ -273,11 +273,13 @@ pub fn free(p: *mut u8, func: &str) {
     if entry & (rtree::SLAB_BIT | rtree::SPARSE_BIT) == rtree::SLAB_BIT {
         if let Some(tc) = tcache_fast() {
             let bin = rtree::entry_bin(entry);
-            if let Some(i) = tc.slab_region(bin, rtree::entry_slab_offset(entry, p as usize)) {
-                // SAFETY: registered descriptors are never freed; see `lookup_live`. The offset
-                // is inside the slab (the tag's page offset is), so `i` < nregs ≤ MAX_NREGS.
-                let e = unsafe { &*rtree::entry_extent(entry) };
-                if !unsafe { e.bitmap.get_unchecked(i) } && tc.free_small(bin, p) {
+            // SAFETY: registered descriptors are never freed; see `lookup_live`. A tagged
+            // entry belongs to an active slab, whose `addr` is immutable and whose pages hold
+            // `p` (only a program racing a free against the slab's release could see another
+            // slab here; the wrapping offset and `get`'s index wrap keep that a bounded read).
+            let e = unsafe { &*rtree::entry_extent(entry) };
+            if let Some(i) = tc.slab_region(bin, (p as usize).wrapping_sub(e.addr)) {
+                if !e.bitmap.get(i) && tc.free_small(bin, p) {
                     return;
                 }
             }

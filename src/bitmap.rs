@@ -79,16 +79,6 @@ impl Bitmap {
         self.w[(i / 64) % WORDS].load(Relaxed) & (1u64 << (i % 64)) != 0
     }
 
-    /// `get` without the index wrap (the free fast path).
-    ///
-    /// # Safety
-    /// `i < MAX_NREGS`.
-    #[inline(always)]
-    pub unsafe fn get_unchecked(&self, i: usize) -> bool {
-        debug_assert!(i < MAX_NREGS);
-        self.w.get_unchecked(i / 64).load(Relaxed) & (1u64 << (i % 64)) != 0
-    }
-
     #[inline]
     pub fn set(&self, i: usize) {
         let w = &self.w[(i / 64) % WORDS];

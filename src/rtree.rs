@@ -6,10 +6,9 @@
 //! registered for this page", which covers "not ours".
 //!
 //! Slab pages carry a tagged entry (`slab_entry`): the descriptor's address in bits 0..46, the
-//! size class in bits 48..53, the page's offset in its slab (in pages) in bits 54..59, bit 62
-//! when the slab is sparse (`bin::is_sparse`) and bit 63 set. `free` decodes class and region
-//! index from it without touching the descriptor; `lookup` strips the tags. Other entries are
-//! plain descriptor addresses (bit 63 clear).
+//! size class in bits 48..53, bit 62 when the slab is sparse (`bin::is_sparse`) and bit 63
+//! set. `free` decodes class and cache-or-slab decision from it; `lookup` strips the tags.
+//! Other entries are plain descriptor addresses (bit 63 clear).
 //!
 //! Sync: slots are atomics. Writers hold the owning arena's `Pac` lock (rank 4), or for the
 //! entries of an active slab its bin's lock (rank 3, sparse mark), and publish
@@ -46,28 +45,20 @@ pub const SLAB_BIT: usize = 1 << 63;
 /// Set in the entries of a sparse slab's pages.
 pub const SPARSE_BIT: usize = 1 << 62;
 const BIN_SHIFT: u32 = 48;
-const OFF_SHIFT: u32 = 54;
 const FIELD_MASK: usize = 63;
 
-/// The tagged entry of page `page` (counted from the slab's first page, < 64) of slab `e` of
-/// class `bin` (< 64).
+/// The tagged entry of the pages of slab `e` of class `bin` (< 64).
 #[inline]
-pub fn slab_entry(e: *mut Extent, bin: usize, page: usize, sparse: bool) -> *mut Extent {
-    debug_assert!(e as usize & !ADDR_MASK == 0 && bin <= FIELD_MASK && page <= FIELD_MASK);
+pub fn slab_entry(e: *mut Extent, bin: usize, sparse: bool) -> *mut Extent {
+    debug_assert!(e as usize & !ADDR_MASK == 0 && bin <= FIELD_MASK);
     let sparse = if sparse { SPARSE_BIT } else { 0 };
-    (e as usize | SLAB_BIT | sparse | bin << BIN_SHIFT | page << OFF_SHIFT) as *mut Extent
+    (e as usize | SLAB_BIT | sparse | bin << BIN_SHIFT) as *mut Extent
 }
 
 /// Size class of a tagged slab entry.
 #[inline(always)]
 pub fn entry_bin(entry: usize) -> usize {
     (entry >> BIN_SHIFT) & FIELD_MASK
-}
-
-/// Byte offset of `addr` from the start of its slab, given the page's tagged entry.
-#[inline(always)]
-pub fn entry_slab_offset(entry: usize, addr: usize) -> usize {
-    (addr & crate::util::PAGE_MASK) | ((entry >> OFF_SHIFT) & FIELD_MASK) << LG_PAGE
 }
 
 /// The descriptor of an entry.
@@ -214,17 +205,16 @@ mod tests {
     #[test]
     fn slab_entries_decode() {
         let fake = 0x7fff_ffff_ffc0 as *mut Extent;
-        for (bin, page) in [(0, 0), (40, 63), (63, 1), (7, 31)] {
-            let v = slab_entry(fake, bin, page, bin == 7) as usize;
+        for bin in [0, 40, 63, 7] {
+            let v = slab_entry(fake, bin, bin == 7) as usize;
             assert!(v & SLAB_BIT != 0);
             assert_eq!(v & SPARSE_BIT != 0, bin == 7);
             assert_eq!(entry_extent(v), fake);
             assert_eq!(entry_bin(v), bin);
-            assert_eq!(entry_slab_offset(v, 0x1234_5678_9abc), 0xabc + page * 4096);
         }
         let a = 0x5556_0000_0000usize;
         assert!(ensure(a, 1 << 20));
-        set(a, slab_entry(fake, 3, 5, false));
+        set(a, slab_entry(fake, 3, false));
         assert_eq!(lookup(a + 9), fake);
         assert_eq!(entry_bin(lookup_entry(a + 9)), 3);
         assert_eq!(lookup_entry(1 << 47), 0);

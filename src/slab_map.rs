@@ -1,5 +1,5 @@
 //! A slab's entries in the page map: which pages carry tagged entries (`rtree::slab_entry`:
-//! class, page offset, sparse mark) while the extent is a slab, and how they are written,
+//! class, sparse mark) while the extent is a slab, and how they are written,
 //! retagged and cleared.
 //!
 //! Contract: called with the arena's Pac lock (registration, release) or the slab's bin lock
@@ -10,7 +10,8 @@ use crate::extent::Extent;
 use crate::size_class::{bin_size, nregs};
 
 /// Registers slab `e` of class `bin` in the page map with tagged entries (`rtree::slab_entry`:
-/// class and page offset, so that `free` needs no descriptor read): its first and last page
+/// class and sparse mark, so that `free` decides cache or slab before reading the
+/// descriptor): its first and last page
 /// and every page holding the start of a region. For classes below a page that is every
 /// page; for larger ones only those pages (8 of a 32 KiB class's 64), since a pointer into
 /// any other page is no region start anyway (it is reported, as a pointer oxmalloc does not
@@ -29,7 +30,7 @@ pub unsafe fn register(e: *mut Extent, bin: usize) {
 /// The arena's Pac lock or the bin's lock is held (no other thread writes these entries
 /// while the slab is active); `e` is an active, registered slab of class `bin`.
 pub unsafe fn tag_pages(e: *mut Extent, bin: usize, sparse: bool) {
-    crate::rtree::set_pages((*e).addr, tagged_pages(e, bin), |k| crate::rtree::slab_entry(e, bin, k, sparse));
+    crate::rtree::set_pages((*e).addr, tagged_pages(e, bin), |_| crate::rtree::slab_entry(e, bin, sparse));
     if (*e).pages() > crate::size_class::SLAB_PAGES[bin] as usize {
         crate::rtree::set((*e).last_page(), e);
     }
@@ -37,8 +38,7 @@ pub unsafe fn tag_pages(e: *mut Extent, bin: usize, sparse: bool) {
 
 /// The pages of slab `e` of class `bin` that carry tagged entries, counted from its first:
 /// every page below a page-sized class, else the pages holding a region start and the last
-/// page of the regions. The regions fill SLAB_PAGES pages (≤ 64, what a tag can express); an
-/// extent is only longer when the page allocator ran out of descriptors to split it, and then
+/// page of the regions. The regions fill SLAB_PAGES pages; an extent is only longer when the page allocator ran out of descriptors to split it, and then
 /// its extra pages hold no region (its last page gets a plain entry, as the page allocator
 /// needs).
 unsafe fn tagged_pages(e: *const Extent, bin: usize) -> impl Iterator<Item = usize> {
