@@ -27,7 +27,7 @@ const SPARSE_BUCKET: u8 = 4;
 
 /// Whether a slab with bucket index `bucket` is a sparse, non-current slab whose frees should
 /// bypass thread caches (see `tcache`). Current and full slabs carry NO_BUCKET and are never
-/// sparse. The free fast path reads this from the slab's page-map entries (`rtree::SPARSE_BIT`,
+/// sparse. The free fast path reads this from the slab's page-map entries (`rtree::is_sparse`,
 /// brought in line with this predicate under the bin lock by `take_fullest` and, for frees,
 /// by `settle` at the end of each locked batch), not from the descriptor.
 #[inline(always)]
@@ -368,7 +368,7 @@ impl BinInner {
                     assert_eq!(bucket_of(nf, bin), b);
                     let entry = crate::rtree::lookup_entry((*e).addr);
                     assert_eq!(crate::rtree::entry_bin(entry), bin, "slab page not tagged");
-                    assert_eq!(entry & crate::rtree::SPARSE_BIT != 0, (*e).tagged_sparse, "tags disagree");
+                    assert_eq!(crate::rtree::is_sparse(entry), (*e).tagged_sparse, "tags disagree");
                     if self.npending == 0 {
                         assert_eq!((*e).tagged_sparse, is_sparse(b as u8), "sparse mark not settled");
                     }
@@ -419,14 +419,14 @@ mod tests {
         b.settle(&PAC);
         b.validate();
         // s1 has 30 of 64 regions free: sparse, and its page-map entries say so.
-        assert!(crate::rtree::lookup_entry(s1) & crate::rtree::SPARSE_BIT != 0);
-        assert!(crate::rtree::lookup_entry(s0) & crate::rtree::SPARSE_BIT != 0);
+        assert!(crate::rtree::is_sparse(crate::rtree::lookup_entry(s1)));
+        assert!(crate::rtree::is_sparse(crate::rtree::lookup_entry(s0)));
         assert_eq!(b.nonfull_slabs(), 2);
         // The current slab (third) is full: the next region comes from the fullest, s0, which
         // as the current slab is no longer marked sparse.
         let q = b.alloc(&PAC) as usize;
         assert_eq!(slab_of(q), s0);
-        assert_eq!(crate::rtree::lookup_entry(s0) & crate::rtree::SPARSE_BIT, 0);
+        assert!(!crate::rtree::is_sparse(crate::rtree::lookup_entry(s0)));
         // Emptying s1 gives its page back to the page pool.
         let dirty_before = PAC.inner.lock().free_pages().0;
         unsafe {

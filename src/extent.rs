@@ -79,6 +79,9 @@ pub struct Extent {
 
 const _: () = assert!(core::mem::size_of::<Extent>() == 128);
 
+/// Alignment of every descriptor: page-map entries keep a tag in the bits below it (`rtree`).
+pub const EXTENT_ALIGN: usize = 128;
+
 impl Extent {
     #[inline(always)]
     pub fn state(&self) -> State {
@@ -200,7 +203,7 @@ impl ExtentPool {
     pub fn get(&mut self) -> *mut Extent {
         if self.free.is_null() {
             const BATCH: usize = 64;
-            let p = BASE.alloc(BATCH * core::mem::size_of::<Extent>(), 64) as *mut Extent;
+            let p = BASE.alloc(BATCH * core::mem::size_of::<Extent>(), EXTENT_ALIGN) as *mut Extent;
             if p.is_null() {
                 return p;
             }

@@ -32,7 +32,7 @@ pub const NBINS_JEMALLOC: usize = 36;
 /// Largest small (slab-backed) class.
 pub const SMALL_MAX: usize = 32768;
 /// Largest request served from the lookup table.
-const LOOKUP_MAX: usize = 4096;
+pub const LOOKUP_MAX: usize = 4096;
 /// Most regions a slab can have (8-byte class in one page).
 pub const MAX_NREGS: usize = 512;
 
