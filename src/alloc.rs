@@ -101,11 +101,11 @@ fn alloc_large(size: usize, zero: bool) -> *mut u8 {
     let pages = align_up(size, PAGE) >> LG_PAGE;
     match tcache::current() {
         Some(tc) => {
-            let p = tc.alloc_large(pages);
-            if !p.is_null() {
+            if let Some((p, bytes)) = tc.alloc_large(pages) {
                 if zero {
-                    // SAFETY: a cached block of exactly `pages` pages, now the caller's.
-                    unsafe { core::ptr::write_bytes(p, 0, pages << LG_PAGE) };
+                    // SAFETY: a cached block of `bytes` bytes (its usable size), now the
+                    // caller's; all of it reads as zero, as after `large_from`.
+                    unsafe { core::ptr::write_bytes(p, 0, bytes) };
                 }
                 return p;
             }
@@ -767,12 +767,24 @@ pub(crate) mod tests {
             assert_eq!(z, p);
             check(z, 40 << 10, 0);
             free(z, "free");
-            // 64 blocks of 256 KiB exceed the 512 KiB budget: the rest go back to the arena.
+            // A request up to 1/8 smaller takes a cached block, which keeps its full size:
+            // 18 pages asked, 20 cached; 17 pages is too small for it.
+            let big = malloc(80 << 10);
+            free(big, "free");
+            let r = malloc(68 << 10);
+            assert_ne!(r, big);
+            let q = malloc(72 << 10);
+            assert_eq!(q, big);
+            assert_eq!(usable_size(q, "t"), 80 << 10);
+            free(q, "free");
+            free(r, "free");
+            // 64 blocks of 256 KiB exceed the 2 MiB budget: frees beyond it shed older blocks
+            // in batches, and the budget holds.
             let ps: std::vec::Vec<_> = (0..64).map(|_| malloc(256 << 10)).collect();
             for &p in &ps {
                 free(p, "free");
+                my_tcache().validate();
             }
-            my_tcache().validate();
         })
         .join()
         .unwrap();
