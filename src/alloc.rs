@@ -776,7 +776,8 @@ pub(crate) mod tests {
             let q = malloc(72 << 10);
             assert_eq!(q, big);
             assert_eq!(usable_size(q, "t"), 80 << 10);
-            free(q, "free");
+            // A sized free with the requested size (C++ sized delete) accepts it.
+            crate::xalloc::sdallocx(q, 72 << 10, 0, "sdallocx");
             free(r, "free");
             // 64 blocks of 256 KiB exceed the 2 MiB budget: frees beyond it shed older blocks
             // in batches, and the budget holds.

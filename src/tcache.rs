@@ -141,6 +141,16 @@ const TOTAL_SLOTS: usize = {
 /// are one instruction each.
 pub const COOKIE: usize = 0x6f78_6d61;
 
+/// The largest block a large request of `bytes` (a page multiple) may get from the cache
+/// (`Tcache::alloc_large`); `bytes` itself for sizes the cache does not serve.
+pub fn large_fit_max(bytes: usize) -> usize {
+    let pages = bytes >> LG_PAGE;
+    match large_index(pages) {
+        Some(_) if bytes & crate::util::PAGE_MASK == 0 => (pages + pages / LARGE_FIT_SLACK).min(LARGE_MAX_PAGES) << LG_PAGE,
+        _ => bytes,
+    }
+}
+
 /// Cache bin of a large block of `pages` pages, if such blocks are cached.
 #[inline(always)]
 pub fn large_index(pages: usize) -> Option<usize> {

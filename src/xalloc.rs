@@ -7,7 +7,9 @@
 //! usable size `mallocx` would return, 0 when the request cannot be met; a failed `mallocx` or
 //! `rallocx` returns null and leaves any old block untouched; `xallocx` never moves and returns
 //! the usable size after the attempt; `sdallocx` checks that its size belongs to the block
-//! (`nallocx(size, flags) == sallocx(p)`) and reports `size does not match the block`.
+//! (`nallocx(size, flags) == sallocx(p)`, or for a large block from the thread cache, which
+//! may be up to 1/8 bigger than `nallocx` says, `nallocx ≤ sallocx ≤ tcache::large_fit_max`)
+//! and reports `size does not match the block`.
 //! In-place resizing: a small block stays while the new size keeps its class; a large block
 //! grows into a free following extent and shrinks by splitting off its tail (`pac`).
 
@@ -237,7 +239,9 @@ pub fn sdallocx(p: *mut u8, size: usize, flags: i32, func: &str) {
     }
     init::ensure();
     let have = alloc::usable_size(p, func);
-    if usable_for(size.max(1), decode(flags).align) != have {
+    let want = usable_for(size.max(1), decode(flags).align);
+    // A large request may have been served a cached block up to 1/8 bigger.
+    if want != have && !(want < have && have <= tcache::large_fit_max(want)) {
         report::misuse(func, Misuse::SizeMismatch, p as usize);
     }
     if decode(flags).tcache_none {
