@@ -145,14 +145,18 @@ fn pop_cached(tc: &mut Tcache, bin: usize) -> Option<*mut u8> {
     Some(tc.took(entry, size))
 }
 
-/// malloc for sizes above `LOOKUP_MAX`: the same cache pop for small classes.
+/// malloc for sizes above `LOOKUP_MAX`: the same cache pop for small classes, and for large
+/// sizes the cache bin of exactly their page count (a cached block up to 1/8 bigger, or
+/// one below the low-water mark, takes `malloc_slow`).
 #[inline(never)]
 fn malloc_medium(size: usize) -> *mut u8 {
-    if size <= SMALL_MAX {
-        if let Some(tc) = tcache_fast() {
+    if let Some(tc) = tcache_fast() {
+        if size <= SMALL_MAX {
             if let Some(p) = pop_cached(tc, size2bin(size)) {
                 return p;
             }
+        } else if let Some(p) = tc.pop_large_exact(size) {
+            return p;
         }
     }
     malloc_slow(size)

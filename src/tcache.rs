@@ -494,6 +494,19 @@ impl Tcache {
         None
     }
 
+    /// The fast pop of a cached large block of exactly `size` rounded up to pages, if that
+    /// page count is cached and its bin is above the low-water mark.
+    #[inline]
+    pub fn pop_large_exact(&mut self, size: usize) -> Option<*mut u8> {
+        let pages = size.checked_add(crate::util::PAGE_MASK)? >> LG_PAGE;
+        let i = large_index(pages)?;
+        let entry = self.bins[i].pop_fast()?;
+        let bytes = pages << LG_PAGE;
+        self.large_bytes -= bytes;
+        self.large_gc_credit(bytes);
+        Some(self.took(entry, bytes))
+    }
+
     /// A large allocation counts at most `GC_LARGE_WEIGHT` bytes toward the next GC visit
     /// (it still counts in full in `allocated`): otherwise every malloc of 64 KiB or more
     /// would run a visit, 16 % of a 64 KiB malloc/free pair.
