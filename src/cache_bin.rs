@@ -13,7 +13,8 @@
 //! visit; popping below it takes the slow path, which lowers it, so keeping the mark costs
 //! the fast path nothing), push at the capacity mark (`full_bits`). Counts come from
 //! position differences: `ncached = (end - head) / 8` and so on. Against a separate count
-//! and slot pointer this saves a pop two loads and a push three (pairs of 16 B: ~1 ns).
+//! and slot pointer this saves a pop two loads and a push three (pairs of 16 B: 12.8 → 12.1 ns
+//! in this VM's slow phase).
 //!
 //! Invariants (checked by `validate`): `full ≤ head ≤ low ≤ end` as positions, i.e.
 //! `low_water ≤ ncached ≤ cap ≤ cap_max`; `1 ≤ nfill ≤ max(cap / 2, 1)`; the sentinel is 0;
