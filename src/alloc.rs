@@ -283,9 +283,10 @@ pub fn check_live(tc: Option<&Tcache>, p: usize, func: &str) -> &'static Extent 
 ///
 /// Fast path: a small block whose slab is not sparse goes onto this thread's cache. Its
 /// page-map entry is tagged (`rtree::slab_entry`: class and sparse mark), so the class comes
-/// without reading the descriptor, and the region index from the slab's start address;
-/// then two lock-free checks: region start, not already free in the slab (one bitmap word), and not the block
-/// cached last (see `tcache` for the rest of double-free detection). A large block of a cached
+/// without reading the descriptor, and the region index from the slab's start address; then
+/// lock-free checks: region start, not already free in the slab (one bitmap word, on the
+/// descriptor line that holds the start address), and not the block cached last (see
+/// `tcache` for the rest of double-free detection). A large block of a cached
 /// size goes onto the cache when its extent is active, starts at `p` and the block is not
 /// the one cached last. Everything else — sparse slabs, large blocks the cache does not
 /// take, suspected misuse, no cache yet — takes `free_slow`.
