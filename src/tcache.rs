@@ -146,7 +146,9 @@ pub const COOKIE: usize = 0x6f78_6d61;
 pub fn large_fit_max(bytes: usize) -> usize {
     let pages = bytes >> LG_PAGE;
     match large_index(pages) {
-        Some(_) if bytes & crate::util::PAGE_MASK == 0 => (pages + pages / LARGE_FIT_SLACK).min(LARGE_MAX_PAGES) << LG_PAGE,
+        Some(_) if bytes & crate::util::PAGE_MASK == 0 => {
+            (pages + pages / LARGE_FIT_SLACK).min(LARGE_MAX_PAGES) << LG_PAGE
+        }
         _ => bytes,
     }
 }
@@ -486,12 +488,18 @@ impl Tcache {
         for i in first..=last {
             if let Some(entry) = self.bins[i].pop_lowering() {
                 let bytes = self.bins[i].size as usize;
-                self.large_bytes -= bytes;
-                self.large_gc_credit(bytes);
-                return Some((self.took(entry, bytes), bytes));
+                return Some((self.took_large(entry, bytes), bytes));
             }
         }
         None
+    }
+
+    /// A large block of `bytes` bytes leaving the cache: the budget and GC credit, then `took`.
+    #[inline(always)]
+    fn took_large(&mut self, entry: usize, bytes: usize) -> *mut u8 {
+        self.large_bytes -= bytes;
+        self.large_gc_credit(bytes);
+        self.took(entry, bytes)
     }
 
     /// The fast pop of a cached large block of exactly `size` rounded up to pages, if that
@@ -501,10 +509,7 @@ impl Tcache {
         let pages = size.checked_add(crate::util::PAGE_MASK)? >> LG_PAGE;
         let i = large_index(pages)?;
         let entry = self.bins[i].pop_fast()?;
-        let bytes = pages << LG_PAGE;
-        self.large_bytes -= bytes;
-        self.large_gc_credit(bytes);
-        Some(self.took(entry, bytes))
+        Some(self.took_large(entry, pages << LG_PAGE))
     }
 
     /// A large allocation counts at most `GC_LARGE_WEIGHT` bytes toward the next GC visit
