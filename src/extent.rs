@@ -79,8 +79,9 @@ pub struct Extent {
 
 const _: () = assert!(core::mem::size_of::<Extent>() == 128);
 
-/// Alignment of every descriptor: page-map entries keep a tag in the bits below it (`rtree`).
-pub const EXTENT_ALIGN: usize = 128;
+/// Alignment of every descriptor: page-map entries keep a tag in the bits below it.
+const EXTENT_ALIGN: usize = crate::rtree::DESCRIPTOR_ALIGN;
+const _: () = assert!(core::mem::size_of::<Extent>() % EXTENT_ALIGN == 0);
 
 impl Extent {
     #[inline(always)]

@@ -6,7 +6,7 @@
 //! registered for this page", which covers "not ours".
 //!
 //! Slab pages carry a tagged entry (`slab_entry`): descriptors are 128-byte aligned
-//! (`extent::EXTENT_ALIGN`), so the low 7 bits hold a tag: 0 for plain entries (large or free
+//! (`DESCRIPTOR_ALIGN`), so the low 7 bits hold a tag: 0 for plain entries (large or free
 //! extents, a slab's boundary pages while it is being released), class + 1 (1..=63) for the
 //! pages of a slab that is not sparse, 64 + class for a sparse slab (`bin::is_sparse`). `free`
 //! decides cache-or-slab and finds the class with a subtract and one compare
@@ -41,8 +41,11 @@ static LEAF_LOCK: Mutex<()> = Mutex::ranked(Rank::RtreeLeaf, ());
 /// End of the user address space the tree covers.
 pub const USER_END: usize = 1 << USER_BITS;
 pub const USER_BITS: u32 = 47;
-/// Bits of an entry that hold its tag (below the descriptor's alignment).
-const TAG_MASK: usize = crate::extent::EXTENT_ALIGN - 1;
+/// Alignment every registered descriptor must have (`extent` allocates them so): the entry
+/// keeps its tag in the bits below it.
+pub const DESCRIPTOR_ALIGN: usize = 128;
+/// Bits of an entry that hold its tag.
+const TAG_MASK: usize = DESCRIPTOR_ALIGN - 1;
 /// Tags from here up mark a sparse slab.
 const SPARSE_TAG: usize = 64;
 const _: () = assert!(crate::size_class::NBINS < SPARSE_TAG && TAG_MASK == 2 * SPARSE_TAG - 1);
