@@ -92,16 +92,18 @@ pub fn large_from(a: &Arena, size: usize, align: usize, zero: bool) -> *mut u8 {
     }
 }
 
-/// A page-aligned large block of `size` bytes (> SMALL_MAX): the thread cache first.
+/// A page-aligned large block of `size` bytes (> SMALL_MAX): the thread cache first, where
+/// `fit` lets a cached block up to 1/8 bigger serve it (malloc, calloc, new; the jemalloc API
+/// passes false so that `sallocx(mallocx(n)) == nallocx(n)` holds as jemalloc documents).
 #[inline(never)]
-fn alloc_large(size: usize, zero: bool) -> *mut u8 {
+pub fn alloc_large(size: usize, zero: bool, fit: bool) -> *mut u8 {
     if size > MAX_REQUEST {
         return enomem();
     }
     let pages = align_up(size, PAGE) >> LG_PAGE;
     match tcache::current() {
         Some(tc) => {
-            if let Some((p, bytes)) = tc.alloc_large(pages) {
+            if let Some((p, bytes)) = tc.alloc_large(pages, fit) {
                 if zero {
                     // SAFETY: a cached block of `bytes` bytes (its usable size), now the
                     // caller's; all of it reads as zero, as after `large_from`.
@@ -169,7 +171,7 @@ fn malloc_slow(size: usize) -> *mut u8 {
     if size <= SMALL_MAX {
         alloc_small(size2bin(size))
     } else {
-        alloc_large(size, false)
+        alloc_large(size, false, true)
     }
 }
 
@@ -188,7 +190,7 @@ pub fn calloc(n: usize, size: usize) -> *mut u8 {
         p
     } else {
         init::ensure();
-        alloc_large(total, true)
+        alloc_large(total, true, true)
     }
 }
 

@@ -477,14 +477,15 @@ impl Tcache {
     }
 
     /// A cached large block of `pages` to `pages + pages / LARGE_FIT_SLACK` pages (the
-    /// smallest there is) and its size in bytes, if any. Cached large blocks keep their exact
+    /// smallest there is; exactly `pages` unless `fit`) and its size in bytes, if any. Cached large blocks keep their exact
     /// page counts; a request takes one up to 1/8 bigger rather than going to the page
     /// allocator (jemalloc and tcmalloc round every large size up to classes 1/4 and 1/8
     /// apart instead).
     #[inline]
-    pub fn alloc_large(&mut self, pages: usize) -> Option<(*mut u8, usize)> {
+    pub fn alloc_large(&mut self, pages: usize, fit: bool) -> Option<(*mut u8, usize)> {
         let first = large_index(pages)?;
-        let last = (first + pages / LARGE_FIT_SLACK).min(NCB - 1);
+        let slack = if fit { pages / LARGE_FIT_SLACK } else { 0 };
+        let last = (first + slack).min(NCB - 1);
         for i in first..=last {
             if let Some(entry) = self.bins[i].pop_lowering() {
                 let bytes = self.bins[i].size as usize;

@@ -6,10 +6,11 @@
 //! (0 automatic). An explicit arena or TCACHE_NONE bypasses the thread cache. `nallocx` is the
 //! usable size `mallocx` would return, 0 when the request cannot be met; a failed `mallocx` or
 //! `rallocx` returns null and leaves any old block untouched; `xallocx` never moves and returns
-//! the usable size after the attempt; `sdallocx` checks that its size belongs to the block
-//! (`nallocx(size, flags) == sallocx(p)`, or for a large block from the thread cache, which
-//! may be up to 1/8 bigger than `nallocx` says, `nallocx ≤ sallocx ≤ tcache::large_fit_max`)
-//! and reports `size does not match the block`.
+//! the usable size after the attempt (`mallocx` takes large blocks from the thread cache
+//! only at their exact size, so its blocks are exactly `nallocx`); `sdallocx` checks that its
+//! size belongs to the block (`nallocx(size, flags) == sallocx(p)`, or for a large block that
+//! `malloc` or `new` got from the cache up to 1/8 bigger, `nallocx ≤ sallocx ≤
+//! tcache::large_fit_max`) and reports `size does not match the block`.
 //! In-place resizing: a small block stays while the new size keeps its class; a large block
 //! grows into a free following extent and shrinks by splitting off its tail (`pac`).
 
@@ -104,6 +105,9 @@ pub fn mallocx(size: usize, flags: i32) -> *mut u8 {
         } else {
             alloc::large_from(a, usable, f.align.max(PAGE), false)
         }
+    } else if usable > SMALL_MAX && f.align <= PAGE {
+        // Large: exact size only, so that the block's usable size is what nallocx said.
+        alloc::alloc_large(usable, false, false)
     } else if f.align > 8 {
         alloc::aligned(f.align, size)
     } else {

@@ -5,6 +5,7 @@
  * needs neither header. One oxmalloc guarantee is checked only under oxmalloc: a 1 MiB block
  * whose neighbour is free grows to 2 MiB in place. */
 #include "../common.h"
+#include <pthread.h>
 
 #ifndef MALLOCX_ZERO
 #define MALLOCX_LG_ALIGN(la) ((int)(la))
@@ -220,6 +221,40 @@ static void test_arena_and_tcache_flags(void) {
     }
 }
 
+/* A large block freed and a slightly smaller one requested next (a thread cache may hand the
+ * freed block out again): mallocx still gives exactly nallocx (and MALLOCX_ZERO zeroes all of
+ * it), and a sized free with the size malloc was asked for is accepted. Runs in a new thread,
+ * whose cache holds nothing from the other tests. */
+static void *reused_large_blocks(void *arg) {
+    (void)arg;
+    const size_t big = 80u << 10, small = 72u << 10;
+    for (int round = 0; round < 2; round++) {
+        unsigned char *p = malloc(big);
+        CHECK(p != NULL, "malloc(%zu)", big);
+        memset(p, 0xab, big);
+        free(p);
+        unsigned char *q = mallocx(small, round ? MALLOCX_ZERO : 0);
+        CHECK(q != NULL, "mallocx(%zu)", small);
+        CHECK(sallocx(q, 0) == nallocx(small, 0), "sallocx %zu != nallocx %zu after reuse",
+              sallocx(q, 0), nallocx(small, 0));
+        if (round) CHECK(all_zero(q, sallocx(q, 0)), "MALLOCX_ZERO block not zeroed after reuse");
+        dallocx(q, 0);
+    }
+    unsigned char *p = malloc(big);
+    CHECK(p != NULL, "malloc(%zu)", big);
+    free(p);
+    unsigned char *r = malloc(small);
+    CHECK(r != NULL && malloc_usable_size(r) >= small, "malloc(%zu) after reuse", small);
+    sdallocx(r, small, 0);
+    return NULL;
+}
+
+static void test_reused_large_blocks(void) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, reused_large_blocks, NULL) == 0, "pthread_create");
+    CHECK(pthread_join(t, NULL) == 0, "pthread_join");
+}
+
 int main(void) {
     assert_oxmalloc();
     CHECK(mallocx && rallocx && xallocx && sallocx && dallocx && sdallocx && nallocx,
@@ -232,6 +267,7 @@ int main(void) {
     test_xallocx();
     test_grow_in_place();
     test_arena_and_tcache_flags();
+    test_reused_large_blocks();
     printf("jemalloc_api: ok\n");
     return 0;
 }
