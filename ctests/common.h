@@ -214,6 +214,29 @@ static inline void *opaque_ptr(void *p) {
     return p;
 }
 
+/* For the misuse programs: free(a); free(b); free(a) with blocks of `size`, then malloc
+ * `tries` times; `a` must never come back twice (the library should abort before). */
+static inline int interleaved_double_free(size_t size, int tries, const char *what) {
+    misuse_begin();
+    char *a = malloc(size), *b = malloc(size);
+    CHECK(a != NULL && b != NULL, "malloc(%zu)", size);
+    memset(a, 1, size);
+    memset(b, 2, size);
+    announce_pointer(a);
+    free(a);
+    free(b);
+    free(opaque_ptr(a));
+    int seen = 0;
+    for (int i = 0; i < tries; i++) {
+        char *p = malloc(size);
+        CHECK(p != NULL, "malloc(%zu)", size);
+        if (p == a && ++seen == 2)
+            return misuse_not_detected("a block freed twice was handed out twice");
+        memset(p, 0x5a, 64); /* a live owner writes its block */
+    }
+    return misuse_not_detected(what);
+}
+
 static inline size_t opaque_size(size_t n) {
     __asm__ volatile("" : "+r"(n));
     return n;

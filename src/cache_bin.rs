@@ -201,7 +201,7 @@ impl CacheBin {
 
     /// Whether `p` is cached here (linear scan; only on the suspected-double-free path).
     pub fn contains(&self, p: *mut u8) -> bool {
-        self.cached().iter().any(|&q| q == p as usize)
+        self.cached().contains(&(p as usize))
     }
 
     /// Drops the `n` oldest blocks from the stack (after the caller returned them elsewhere).
@@ -248,7 +248,7 @@ impl CacheBin {
         let c = self.cached();
         for (i, &p) in c.iter().enumerate() {
             assert!(p != 0);
-            assert!(!c[i + 1..].iter().any(|&q| q == p), "block cached twice");
+            assert!(!c[i + 1..].contains(&p), "block cached twice");
         }
     }
 }

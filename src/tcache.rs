@@ -657,7 +657,7 @@ impl Tcache {
             assert!(cb.cap() >= CAP[i] && cb.cap_max == CAP_MAX[i]);
             grown += (cb.cap() - CAP[i]) as usize * cb.size as usize;
             if i >= NBINS {
-                large += cb.ncached() as usize * ((i - NBINS + LARGE_MIN_PAGES) << LG_PAGE);
+                large += cb.ncached() as usize * cb.size as usize;
             }
         }
         assert_eq!(large, self.large_bytes);
