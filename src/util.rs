@@ -12,6 +12,22 @@ pub const PAGE_MASK: usize = PAGE - 1;
 /// Largest request any entry point accepts; bigger ones fail with ENOMEM (C's PTRDIFF_MAX rule).
 pub const MAX_REQUEST: usize = isize::MAX as usize;
 
+/// `p` unchanged, hidden from the optimizer, so that the code addresses everything behind it
+/// as `[one register + displacement]`. A fast path that loads and then stores the same field
+/// (a cache bin's `head`) through that one register form runs faster on the development
+/// machine's CPU than with LLVM's default, which folds `base + index` into the load's address
+/// and sums them into a second register for the store (measured: malloc/free pairs of 16 B
+/// 5.4 → 4.6 ns, batches of 64 B 5.9 → 5.4 ns; the likely cause is the store-to-load
+/// forwarding predictor keying on the address form).
+#[inline(always)]
+pub fn one_base<T>(mut p: *mut T) -> *mut T {
+    // SAFETY: an empty asm block that only passes the value through a register.
+    unsafe {
+        core::arch::asm!("/* {0} */", inout(reg) p, options(pure, nomem, nostack, preserves_flags));
+    }
+    p
+}
+
 /// Rounds `x` up to a multiple of `align` (a power of two). `None` on overflow.
 #[inline(always)]
 pub fn align_up_checked(x: usize, align: usize) -> Option<usize> {
