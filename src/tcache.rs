@@ -509,7 +509,10 @@ impl Tcache {
     pub fn pop_large_exact(&mut self, size: usize) -> Option<*mut u8> {
         let pages = size.checked_add(crate::util::PAGE_MASK)? >> LG_PAGE;
         let i = large_index(pages)?;
-        let entry = self.bins[i].pop_fast()?;
+        // SAFETY: large_index returns a bin index (< NCB); `one_base` returns the same
+        // pointer (see there for why).
+        let cb = unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().add(i)) };
+        let entry = cb.pop_fast()?;
         Some(self.took_large(entry, pages << LG_PAGE))
     }
 
