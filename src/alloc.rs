@@ -284,10 +284,11 @@ pub fn check_live(tc: Option<&Tcache>, p: usize, func: &str) -> &'static Extent 
 /// Frees `p` (null is a no-op) on behalf of the C call `func`.
 ///
 /// Fast path: a small block whose slab is not sparse goes onto this thread's cache. Its
-/// page-map entry is tagged (`rtree::slab_entry`: class and sparse mark), so the class comes
-/// without reading the descriptor, and the region index from the slab's start address; then
-/// lock-free checks: region start, not already free in the slab (one bitmap word, on the
-/// descriptor line that holds the start address), and not the block cached last (see
+/// page-map entry is tagged (`rtree::slab_entry`: class, sparse mark, page index in the
+/// slab), so the class and the block's offset in its slab come without reading the
+/// descriptor; then
+/// lock-free checks: region start, not already free in the slab (one bitmap word of the
+/// descriptor), and not the block cached last (see
 /// `tcache` for the rest of double-free detection). A large block of a cached
 /// size goes onto the cache when its extent is active, starts at `p` and the block is not
 /// the one cached last. Everything else — sparse slabs, large blocks the cache does not
@@ -302,11 +303,11 @@ pub fn free(p: *mut u8, func: &str) {
     if let Some(bin) = rtree::cacheable_bin(entry) {
         if let Some(tc) = tcache_fast() {
             // SAFETY: registered descriptors are never freed; see `lookup_live`. A tagged
-            // entry belongs to an active slab, whose `addr` is immutable and whose pages hold
-            // `p` (only a program racing a free against the slab's release could see another
-            // slab here; the wrapping offset and `get`'s index wrap keep that a bounded read).
+            // entry belongs to an active slab whose pages hold `p` (only a program racing a
+            // free against the slab's release could see another slab here; the offset is
+            // below 64 pages and `get` wraps its index, so that stays a bounded read).
             let e = unsafe { &*rtree::entry_extent(entry) };
-            if let Some(i) = tc.slab_region(bin, (p as usize).wrapping_sub(e.addr)) {
+            if let Some(i) = tc.slab_region(bin, rtree::slab_offset(entry, p as usize)) {
                 if !e.bitmap.get(i) && tc.free_small(bin, p) {
                     return;
                 }

@@ -10,8 +10,12 @@
 //! extents, a slab's boundary pages while it is being released), class + 1 (1..=63) for the
 //! pages of a slab that is not sparse, 64 + class for a sparse slab (`bin::is_sparse`). `free`
 //! decides cache-or-slab and finds the class with a subtract and one compare
-//! (`cacheable_bin`), and the descriptor with an `and` by -128, all short immediates: the
-//! free fast path stays small (fewer code bytes fetched per call). `lookup` strips the tag.
+//! (`cacheable_bin`). Bits 57..62 of a slab entry hold the page's index in its slab (slabs
+//! are at most 64 pages), so `free` has the block's offset in the slab (`slab_offset`)
+//! without waiting for the descriptor's start address: the region check's multiply starts
+//! one load earlier (pairs of 16 B 4.65 → 4.50 ns, batches of 16 / 256 B 5.39 / 5.70 →
+//! 5.22 / 5.53 ns, alternating A/B medians; for 6 more instructions). `lookup`
+//! (`entry_extent`) strips tag and page index.
 //!
 //! Sync: slots are atomics. Writers hold the owning arena's `Pac` lock (rank 4), or for the
 //! entries of an active slab its bin's lock (rank 3, sparse mark), and publish
@@ -50,12 +54,25 @@ const TAG_MASK: usize = DESCRIPTOR_ALIGN - 1;
 const SPARSE_TAG: usize = 64;
 const _: () = assert!(crate::size_class::NBINS < SPARSE_TAG && TAG_MASK == 2 * SPARSE_TAG - 1);
 
-/// The tagged entry of the pages of slab `e` of class `bin` (< NBINS).
+/// Where a slab entry keeps its page's index in the slab (6 bits, below the sign bit).
+const PAGE_SHIFT: u32 = 57;
+/// The descriptor bits of an entry: below the user-space limit, above the tag.
+const DESCRIPTOR_MASK: usize = (USER_END - 1) & !TAG_MASK;
+const _: () = assert!(crate::size_class::MAX_SLAB_PAGES <= 1 << (63 - PAGE_SHIFT));
+
+/// The tagged entry of page `page` (its index in the slab) of slab `e` of class `bin`.
 #[inline]
-pub fn slab_entry(e: *mut Extent, bin: usize, sparse: bool) -> *mut Extent {
-    debug_assert!(e as usize & TAG_MASK == 0 && bin < crate::size_class::NBINS);
+pub fn slab_entry(e: *mut Extent, bin: usize, sparse: bool, page: usize) -> *mut Extent {
+    debug_assert!(e as usize & !DESCRIPTOR_MASK == 0 && bin < crate::size_class::NBINS);
+    debug_assert!(page < crate::size_class::MAX_SLAB_PAGES);
     let tag = if sparse { SPARSE_TAG + bin } else { bin + 1 };
-    (e as usize | tag) as *mut Extent
+    (e as usize | tag | page << PAGE_SHIFT) as *mut Extent
+}
+
+/// Byte offset of `addr` in its slab, from the slab entry of `addr`'s page.
+#[inline(always)]
+pub fn slab_offset(entry: usize, addr: usize) -> usize {
+    (entry >> PAGE_SHIFT) << LG_PAGE | addr & crate::util::PAGE_MASK
 }
 
 /// The class of a slab entry that is not sparse (its blocks may be cached), else None.
@@ -88,7 +105,7 @@ pub fn entry_bin(entry: usize) -> usize {
 /// The descriptor of an entry.
 #[inline(always)]
 pub fn entry_extent(entry: usize) -> *mut Extent {
-    (entry & !TAG_MASK) as *mut Extent
+    (entry & DESCRIPTOR_MASK) as *mut Extent
 }
 
 #[inline(always)]
@@ -229,8 +246,9 @@ mod tests {
     #[test]
     fn slab_entries_decode() {
         let fake = 0x7fff_ffff_ff80 as *mut Extent;
-        for bin in [0, 40, crate::size_class::NBINS - 1, 7] {
-            let v = slab_entry(fake, bin, bin == 7) as usize;
+        for (bin, page) in [(0, 0), (40, 7), (crate::size_class::NBINS - 1, 63), (7, 1)] {
+            let v = slab_entry(fake, bin, bin == 7, page) as usize;
+            assert_eq!(slab_offset(v, 0x1234_5abc), page * 4096 + 0xabc);
             assert!(is_slab(v));
             assert_eq!(is_sparse(v), bin == 7);
             assert_eq!(entry_extent(v), fake);
@@ -240,7 +258,7 @@ mod tests {
         assert!(!is_slab(fake as usize) && cacheable_bin(fake as usize).is_none());
         let a = 0x5556_0000_0000usize;
         assert!(ensure(a, 1 << 20));
-        set(a, slab_entry(fake, 3, false));
+        set(a, slab_entry(fake, 3, false, 0));
         assert_eq!(lookup(a + 9), fake);
         assert_eq!(entry_bin(lookup_entry(a + 9)), 3);
         assert_eq!(lookup_entry(1 << 47), 0);

@@ -35,6 +35,8 @@ pub const SMALL_MAX: usize = 32768;
 pub const LOOKUP_MAX: usize = 4096;
 /// Most regions a slab can have (8-byte class in one page).
 pub const MAX_NREGS: usize = 512;
+/// Most pages a slab can have (the page map keeps a page's index in a slab in 6 bits).
+pub const MAX_SLAB_PAGES: usize = 64;
 
 /// Class index for a size computed arithmetically (any size ≤ SMALL_MAX).
 pub const fn size2bin_compute(size: usize) -> usize {
@@ -88,6 +90,14 @@ const fn slab_pages_compute(bin: usize) -> usize {
     }
     pages
 }
+
+const _: () = {
+    let mut i = 0;
+    while i < NBINS {
+        assert!(slab_pages_compute(i) <= MAX_SLAB_PAGES);
+        i += 1;
+    }
+};
 
 /// Pages per slab of each class.
 pub static SLAB_PAGES: [u8; NBINS] = {
@@ -216,7 +226,7 @@ mod tests {
         let beyond: std::vec::Vec<usize> = (NBINS_JEMALLOC..NBINS).map(bin_size).collect();
         assert_eq!(beyond, [16384, 20480, 24576, 28672, 32768]);
         assert_eq!(bin_size(NBINS - 1), SMALL_MAX);
-        assert!((0..NBINS).all(|b| NREGS[b] as usize <= MAX_NREGS && SLAB_PAGES[b] <= 64));
+        assert!((0..NBINS).all(|b| NREGS[b] as usize <= MAX_NREGS && SLAB_PAGES[b] as usize <= MAX_SLAB_PAGES));
     }
 
     #[test]
