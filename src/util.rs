@@ -20,6 +20,7 @@ pub const MAX_REQUEST: usize = isize::MAX as usize;
 /// 5.4 → 4.6 ns, batches of 64 B 5.9 → 5.4 ns; the likely cause is the store-to-load
 /// forwarding predictor keying on the address form).
 #[inline(always)]
+#[allow(clippy::pointers_in_nomem_asm_block)] // the asm reads and writes no memory at all
 pub fn one_base<T>(mut p: *mut T) -> *mut T {
     // SAFETY: an empty asm block that only passes the value through a register.
     unsafe {
