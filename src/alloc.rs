@@ -286,10 +286,9 @@ pub fn check_live(tc: Option<&Tcache>, p: usize, func: &str) -> &'static Extent 
 /// Fast path: a small block whose slab is not sparse goes onto this thread's cache. Its
 /// page-map entry is tagged (`rtree::slab_entry`: class, sparse mark, page index in the
 /// slab), so the class and the block's offset in its slab come without reading the
-/// descriptor; then
-/// lock-free checks: region start, not already free in the slab (one bitmap word of the
-/// descriptor), and not the block cached last (see
-/// `tcache` for the rest of double-free detection). A large block of a cached
+/// descriptor; then lock-free checks: region start, not already free in the slab (one
+/// bitmap word of the descriptor), and not the block cached last (see `tcache` for the
+/// rest of double-free detection). A large block of a cached
 /// size goes onto the cache when its extent is active, starts at `p` and the block is not
 /// the one cached last. Everything else — sparse slabs, large blocks the cache does not
 /// take, suspected misuse, no cache yet — takes `free_slow`.
