@@ -563,8 +563,12 @@ impl Tcache {
         let mut batch = [0usize; LARGE_BYTES / (LARGE_MIN_PAGES << LG_PAGE) + 1];
         let mut take = [0u16; NLARGE];
         let mut n = 0;
+        // Most large bins are empty (2 MiB spread over 56 sizes): skip them without a copy.
         for (k, i) in (NBINS..NCB).enumerate() {
             let want = (self.bins[i].ncached() as usize).div_ceil(2).min(batch.len() - n);
+            if want == 0 {
+                continue;
+            }
             let old = self.bins[i].oldest(want);
             batch[n..n + old.len()].copy_from_slice(old);
             n += old.len();
@@ -572,7 +576,9 @@ impl Tcache {
         }
         self.large_bytes -= flush_large(&mut batch[..n]);
         for (k, i) in (NBINS..NCB).enumerate() {
-            self.bins[i].remove_oldest(take[k] as usize);
+            if take[k] != 0 {
+                self.bins[i].remove_oldest(take[k] as usize);
+            }
         }
     }
 
