@@ -149,6 +149,30 @@ static LOOKUP: [u8; (LOOKUP_MAX >> 3) + 1] = {
     t
 };
 
+/// Granule of the classes above LOOKUP_MAX: all of them are multiples of 1 KiB.
+const LG_MEDIUM_STEP: u32 = 10;
+
+/// size → class for LOOKUP_MAX < size ≤ SMALL_MAX, indexed by ⌈size / 1 KiB⌉. A table
+/// instead of `size2bin_compute`'s bit scan and variable shifts (slow on x86: 3 µops per
+/// shift by `cl`): pairs of 8 / 16 / 32 KiB 6.10 / 6.47 / 7.46 → 5.57 / 6.05 / 7.04 ns.
+static LOOKUP_MEDIUM: [u8; (SMALL_MAX >> LG_MEDIUM_STEP) + 1] = {
+    let mut t = [0u8; (SMALL_MAX >> LG_MEDIUM_STEP) + 1];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = size2bin_compute(i << LG_MEDIUM_STEP) as u8;
+        i += 1;
+    }
+    t
+};
+const _: () = {
+    let mut bin = 0;
+    while bin < NBINS {
+        let s = bin_size_compute(bin);
+        assert!(s <= LOOKUP_MAX || s % (1 << LG_MEDIUM_STEP) == 0);
+        bin += 1;
+    }
+};
+
 /// Class index of a small request (`size ≤ SMALL_MAX`).
 #[inline(always)]
 pub fn size2bin(size: usize) -> usize {
@@ -158,7 +182,9 @@ pub fn size2bin(size: usize) -> usize {
         // SAFETY: size ≤ LOOKUP_MAX, so the index is ≤ LOOKUP_MAX >> 3 < LOOKUP.len().
         unsafe { *table.add((size + 7) >> 3) as usize }
     } else {
-        size2bin_compute(size)
+        let table = crate::static_addr!(LOOKUP_MEDIUM, u8);
+        // SAFETY: size ≤ SMALL_MAX, so the index is ≤ SMALL_MAX >> 10 < LOOKUP_MEDIUM.len().
+        unsafe { *table.add((size + (1 << LG_MEDIUM_STEP) - 1) >> LG_MEDIUM_STEP) as usize }
     }
 }
 
