@@ -538,11 +538,30 @@ impl Tcache {
             return false;
         }
         if self.large_bytes + bytes > LARGE_BYTES {
-            self.shed_large();
-            if self.large_bytes + bytes > LARGE_BYTES {
-                return false;
-            }
+            return self.free_large_over_budget(i, bytes, p);
         }
+        self.cache_large(i, bytes, p);
+        true
+    }
+
+    /// `free_large` when the budget is full: sheds, then caches `p` if it now fits. Out of
+    /// line, so that the common path makes no call that needs its registers saved (6
+    /// pushes and pops on every large free before: pairs of 64 / 256 KiB 8.35 / 8.49 →
+    /// 7.63 / 7.82 ns).
+    #[cold]
+    #[inline(never)]
+    fn free_large_over_budget(&mut self, i: usize, bytes: usize, p: *mut u8) -> bool {
+        self.shed_large();
+        if self.large_bytes + bytes > LARGE_BYTES {
+            return false;
+        }
+        self.cache_large(i, bytes, p);
+        true
+    }
+
+    /// Pushes large block `p` of `bytes` bytes onto bin `i` (the budget has room).
+    #[inline(always)]
+    fn cache_large(&mut self, i: usize, bytes: usize, p: *mut u8) {
         // SAFETY: as in `free_small`.
         unsafe { *(p as *mut usize) = COOKIE };
         self.deallocated += bytes as u64;
@@ -550,7 +569,6 @@ impl Tcache {
         if !self.bins[i].push(p as usize) {
             self.push_full(i, p as usize);
         }
-        true
     }
 
     /// Makes room in the large-block budget: the older half of every large bin goes back in
