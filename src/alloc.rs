@@ -140,8 +140,7 @@ pub fn malloc(size: usize) -> *mut u8 {
 /// A block of class `bin` from the cache's fast pop, if it has one above the low-water mark.
 #[inline(always)]
 fn pop_cached(tc: &mut Tcache, bin: usize) -> Option<*mut u8> {
-    // SAFETY: bin < NBINS; `one_base` returns the same pointer (see there for why).
-    let cb = unsafe { &mut *crate::util::one_base(tc.bins.as_mut_ptr().add(bin)) };
+    let cb = tc.bin_for_pop(bin);
     let entry = cb.pop_fast()?;
     let size = cb.size as usize;
     Some(tc.took(entry, size))

@@ -153,8 +153,8 @@ static LOOKUP: [u8; (LOOKUP_MAX >> 3) + 1] = {
 const LG_MEDIUM_STEP: u32 = 10;
 
 /// size → class for LOOKUP_MAX < size ≤ SMALL_MAX, indexed by ⌈size / 1 KiB⌉. A table
-/// instead of `size2bin_compute`'s bit scan and variable shifts (slow on x86: 3 µops per
-/// shift by `cl`): pairs of 8 / 16 / 32 KiB 6.10 / 6.47 / 7.46 → 5.57 / 6.05 / 7.04 ns.
+/// instead of `size2bin_compute`'s bit scan and shifts by `cl` (17 instructions on the
+/// malloc path): pairs of 8 / 16 / 32 KiB 6.10 / 6.47 / 7.46 → 5.57 / 6.05 / 7.04 ns.
 static LOOKUP_MEDIUM: [u8; (SMALL_MAX >> LG_MEDIUM_STEP) + 1] = {
     let mut t = [0u8; (SMALL_MAX >> LG_MEDIUM_STEP) + 1];
     let mut i = 0;

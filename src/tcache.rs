@@ -352,6 +352,16 @@ impl Tcache {
         self.took(entry, bin_size(bin))
     }
 
+    /// Cache bin `i` (< NCB) for a fast pop: addressed through one register
+    /// (`util::one_base`), so that the pop's load and store of `head` share one address form.
+    #[inline(always)]
+    pub fn bin_for_pop(&mut self, i: usize) -> &mut CacheBin {
+        debug_assert!(i < NCB);
+        // SAFETY: i < NCB (callers pass a class or large_index result); `one_base` returns
+        // the same pointer.
+        unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().add(i)) }
+    }
+
     /// Index of the region at byte offset `off` of a slab of small class `bin`, or None for
     /// an interior pointer: `slab::region_index_magic` with the class constant from the cache
     /// bin.
@@ -509,10 +519,7 @@ impl Tcache {
     pub fn pop_large_exact(&mut self, size: usize) -> Option<*mut u8> {
         let pages = size.checked_add(crate::util::PAGE_MASK)? >> LG_PAGE;
         let i = large_index(pages)?;
-        // SAFETY: large_index returns a bin index (< NCB); `one_base` returns the same
-        // pointer (see there for why).
-        let cb = unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().add(i)) };
-        let entry = cb.pop_fast()?;
+        let entry = self.bin_for_pop(i).pop_fast()?;
         Some(self.took_large(entry, pages << LG_PAGE))
     }
 
