@@ -13,7 +13,7 @@ use crate::init;
 use crate::pac;
 use crate::report::{self, Misuse};
 use crate::rtree;
-use crate::size_class::{bin_size, size2bin, LOOKUP_MAX, SMALL_MAX};
+use crate::size_class::{bin_size, size2bin, size2bin_scaled, LOOKUP_MAX, SMALL_MAX};
 use crate::slab;
 use crate::sys;
 use crate::tcache::{self, large_index, Tcache};
@@ -130,8 +130,10 @@ pub fn malloc(size: usize) -> *mut u8 {
         return malloc_medium(size);
     }
     if let Some(tc) = tcache_fast() {
-        if let Some(p) = pop_cached(tc, size2bin(size)) {
-            return p;
+        let cb = tc.bin_at(size2bin_scaled(size));
+        if let Some(entry) = cb.pop_fast() {
+            let size = cb.size as usize;
+            return tc.took(entry, size);
         }
     }
     malloc_slow(size)
@@ -293,11 +295,8 @@ pub fn check_live(tc: Option<&Tcache>, p: usize, func: &str) -> &'static Extent 
 /// take, suspected misuse, no cache yet — takes `free_slow`.
 #[inline(always)]
 pub fn free(p: *mut u8, func: &str) {
-    // One test for null and for addresses beyond the page map (both to `free_slow`).
-    if (p as usize).wrapping_sub(1) >> rtree::USER_BITS != 0 {
-        return free_slow(p, func);
-    }
-    let entry = rtree::lookup_user_entry(p as usize);
+    // Null and addresses beyond the page map have entry 0 (to `free_slow`).
+    let entry = rtree::lookup_entry(p as usize);
     if let Some(bin) = rtree::cacheable_bin(entry) {
         if let Some(tc) = tcache_fast() {
             // SAFETY: registered descriptors are never freed; see `lookup_live`. A tagged

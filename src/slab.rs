@@ -4,7 +4,7 @@
 //! lives at `addr + i·size`; `nfree == bitmap.count()` (checked by `validate`).
 
 use crate::extent::{Extent, NO_BUCKET};
-use crate::size_class::{bin_size, div_magic, nregs, MAGIC_SHIFT};
+use crate::size_class::{bin_size, div_magic, nregs};
 
 /// Result of checking a pointer against a slab.
 pub enum RegionCheck {
@@ -69,17 +69,24 @@ pub fn region_index(e: &Extent, bin: usize, p: usize) -> Option<usize> {
 }
 
 /// Region index of byte offset `off` (< the slab's size) in a slab whose class has division
-/// magic `magic` = ceil(2^48 / size), or None when `off` is not a multiple of the class size —
-/// one multiply. With size · magic = 2^48 + err (err < size) and off = i · size + r, the
-/// product is i · 2^48 + i · err + r · magic. Its low 48 bits are i · err < slab size ≤ 2^18
-/// when r = 0, and at least magic ≥ 2^48 / 2^15 = 2^33 otherwise (no carry into bit 48:
-/// slab size + (size − 1) · magic < 2^48). So bits 32..47 are zero exactly for region
-/// starts, and bits 48.. are i (checked for every class and offset in a unit test).
+/// magic `magic` = ceil(2^64 / size), or None when `off` is not a multiple of the class size —
+/// one 64 × 64 → 128-bit multiply. With size · magic = 2^64 + err (err < size) and
+/// off = i · size + r, the product is i · 2^64 + i · err + r · magic. For r = 0 its low half
+/// is i · err < off < slab size ≤ 2^18 (`REGION_START_LIMIT`); otherwise it is at least
+/// magic ≥ 2^64 / 2^15 = 2^49, and it does not carry into the high half
+/// ((i + 1) · err < slab size < magic). So the low half is below the limit exactly for
+/// region starts and the high half is i: one compare with an immediate, no shifts
+/// (checked for every class and offset in a unit test). Against a 2^48 fixed point (index in
+/// bits 48.., bits 32..47 zero for starts) the free path loses 4 instructions.
 #[inline(always)]
 pub fn region_index_magic(off: usize, magic: u64) -> Option<usize> {
-    let prod = off as u64 * magic;
-    ((prod >> 32) as u16 == 0).then_some((prod >> MAGIC_SHIFT) as usize)
+    let prod = off as u128 * magic as u128;
+    ((prod as u64) < REGION_START_LIMIT).then_some((prod >> 64) as usize)
 }
+
+/// Bound on the low half of `off · magic` for region starts: the largest slab's size.
+const REGION_START_LIMIT: u64 = (crate::size_class::MAX_SLAB_PAGES * crate::util::PAGE) as u64;
+const _: () = assert!(REGION_START_LIMIT <= 1 << 18 && crate::size_class::SMALL_MAX <= 1 << 15);
 
 /// Takes up to `n` free regions, lowest first, writing their addresses to `out[0..]`;
 /// returns how many (≤ nfree).
@@ -128,7 +135,7 @@ mod tests {
         for bin in 0..NBINS {
             let size = bin_size(bin);
             let slab = SLAB_PAGES[bin] as usize * crate::util::PAGE;
-            assert!(slab <= 1 << 18 && div_magic(bin) >= 1 << 33);
+            assert!(slab <= 1 << 18 && div_magic(bin) >= 1 << 49);
             for off in 0..slab {
                 let want = (off % size == 0).then_some(off / size);
                 assert_eq!(region_index_magic(off, div_magic(bin)), want, "bin {bin} off {off}");

@@ -139,6 +139,8 @@ const TOTAL_SLOTS: usize = {
 /// Marks a cached block: the first word of every block in a cache holds it (see the module
 /// header). A constant that fits a sign-extended 32-bit immediate, so writing and checking it
 /// are one instruction each.
+const _: () = assert!(size_of::<CacheBin>() == crate::size_class::LOOKUP_SCALE);
+
 pub const COOKIE: usize = 0x6f78_6d61;
 
 /// The largest block a large request of `bytes` (a page multiple) may get from the cache
@@ -360,6 +362,16 @@ impl Tcache {
         // SAFETY: i < NCB (callers pass a class or large_index result); `one_base` returns
         // the same pointer.
         unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().add(i)) }
+    }
+
+    /// Cache bin at byte offset `off` of `bins` (a class times `LOOKUP_SCALE`, from
+    /// `size_class::size2bin_scaled`) for a fast pop, as `bin_for_pop`.
+    #[inline(always)]
+    pub fn bin_at(&mut self, off: usize) -> &mut CacheBin {
+        debug_assert!(off % size_of::<CacheBin>() == 0 && off / size_of::<CacheBin>() < NBINS);
+        // SAFETY: `off` is a class index times the bin size (asserted equal to LOOKUP_SCALE
+        // below), so the pointer is that class's bin; `one_base` returns the same pointer.
+        unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().byte_add(off)) }
     }
 
     /// Index of the region at byte offset `off` of a slab of small class `bin`, or None for

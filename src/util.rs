@@ -29,6 +29,18 @@ pub fn one_base<T>(mut p: *mut T) -> *mut T {
     p
 }
 
+/// `x` unchanged, hidden from the optimizer, so that a test written on a value the code
+/// computes anyway stays on it (LLVM otherwise rewrites `addr >> 30 > K` into a compare of
+/// `addr` with a 64-bit constant, which costs a register and two instructions more).
+#[inline(always)]
+pub fn opaque(mut x: usize) -> usize {
+    // SAFETY: an empty asm block that only passes the value through a register.
+    unsafe {
+        core::arch::asm!("/* {0} */", inout(reg) x, options(pure, nomem, nostack, preserves_flags));
+    }
+    x
+}
+
 /// Rounds `x` up to a multiple of `align` (a power of two). `None` on overflow.
 #[inline(always)]
 pub fn align_up_checked(x: usize, align: usize) -> Option<usize> {
