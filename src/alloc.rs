@@ -297,20 +297,32 @@ pub fn check_live(tc: Option<&Tcache>, p: usize, func: &str) -> &'static Extent 
 pub fn free(p: *mut u8, func: &str) {
     // Null and addresses beyond the page map have entry 0 (to `free_slow`).
     let entry = rtree::lookup_entry(p as usize);
-    if let Some(bin) = rtree::cacheable_bin(entry) {
-        if let Some(tc) = tcache_fast() {
-            // SAFETY: registered descriptors are never freed; see `lookup_live`. A tagged
-            // entry belongs to an active slab whose pages hold `p` (only a program racing a
-            // free against the slab's release could see another slab here; the offset is
-            // below 64 pages and `get` wraps its index, so that stays a bounded read).
-            let e = unsafe { &*rtree::entry_extent(entry) };
-            if let Some(i) = tc.slab_region(bin, rtree::slab_offset(entry, p as usize)) {
-                if !e.bitmap.get(i) && tc.free_small(bin, p) {
-                    return;
-                }
+    let Some(bin_off) = rtree::cacheable_bin_scaled(entry) else {
+        // Not cold, but out of line: the small-block path stays straight-line code.
+        core::hint::cold_path();
+        return free_uncacheable(entry, p, func);
+    };
+    if let Some(tc) = tcache_fast() {
+        // SAFETY: registered descriptors are never freed; see `lookup_live`. A tagged
+        // entry belongs to an active slab whose pages hold `p` (only a program racing a
+        // free against the slab's release could see another slab here; the offset is
+        // below 64 pages and `get` wraps its index, so that stays a bounded read).
+        let e = unsafe { &*rtree::entry_extent(entry) };
+        if let Some(i) = tc.slab_region(bin_off, rtree::slab_offset(entry, p as usize)) {
+            if !e.bitmap.get(i) && tc.free_small_at(bin_off, p) {
+                return;
             }
         }
-    } else if entry != 0 && !rtree::is_slab(entry) {
+    }
+    free_slow(p, func)
+}
+
+/// `free` of a block whose page-map entry is not a cacheable slab's: a large block goes to
+/// `free_large`, anything else (sparse slab, null, not ours) to `free_slow`. Out of line, so
+/// that the small-block path is `free`'s straight-line code (no taken branch).
+#[inline(never)]
+fn free_uncacheable(entry: usize, p: *mut u8, func: &str) {
+    if entry != 0 && !rtree::is_slab(entry) {
         return free_large(entry, p, func);
     }
     free_slow(p, func)
@@ -321,7 +333,7 @@ pub fn free(p: *mut u8, func: &str) {
 /// `free_slow`. Out of line, so that the small-block path in `free` needs no stack frame
 /// (inlined, this path's register needs gave every free a 7-register prologue: pairs of
 /// 16 B 92 → 107 instructions).
-#[inline(never)]
+#[inline(always)]
 fn free_large(entry: usize, p: *mut u8, func: &str) {
     if let Some(tc) = tcache_fast() {
         // SAFETY: registered descriptors are never freed; an untagged entry is a large

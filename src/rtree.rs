@@ -82,6 +82,14 @@ pub fn cacheable_bin(entry: usize) -> Option<usize> {
     (entry & CACHEABLE_TAG != 0).then_some(entry & (CACHEABLE_TAG - 1))
 }
 
+/// `cacheable_bin(entry)` times `BIN_STRIDE` (the thread-cache bin's byte offset), from a
+/// shift and a mask of the entry.
+#[inline(always)]
+pub fn cacheable_bin_scaled(entry: usize) -> Option<usize> {
+    use crate::size_class::BIN_STRIDE;
+    (entry & CACHEABLE_TAG != 0).then_some(crate::util::opaque(entry.wrapping_mul(BIN_STRIDE)) & (CACHEABLE_TAG - 1) * BIN_STRIDE)
+}
+
 /// Whether the entry is a slab page's.
 #[inline]
 pub fn is_slab(entry: usize) -> bool {
@@ -128,6 +136,7 @@ pub fn lookup(addr: usize) -> *mut Extent {
 pub fn lookup_entry(addr: usize) -> usize {
     let (r, l) = (crate::util::opaque(addr >> (LG_PAGE + LEAF_BITS)), (addr >> LG_PAGE) & (LEAF_LEN - 1));
     if r > 1 << ROOT_BITS {
+        core::hint::cold_path();
         return 0;
     }
     let root = crate::static_addr!(ROOT, AtomicPtr<Leaf>);
@@ -135,6 +144,7 @@ pub fn lookup_entry(addr: usize) -> usize {
     // exists and stays null).
     let leaf = unsafe { (*root.add(r)).load(Ordering::Acquire) };
     if leaf.is_null() {
+        core::hint::cold_path();
         return 0;
     }
     // SAFETY: a non-null root slot points to a live, never-freed leaf of LEAF_LEN slots, and
@@ -251,8 +261,11 @@ mod tests {
             assert_eq!(entry_extent(v), fake);
             assert_eq!(entry_bin(v), bin);
             assert_eq!(cacheable_bin(v), (bin != 7).then_some(bin));
+            let stride = crate::size_class::BIN_STRIDE;
+            assert_eq!(cacheable_bin_scaled(v), (bin != 7).then_some(bin * stride));
         }
         assert!(!is_slab(fake as usize) && cacheable_bin(fake as usize).is_none());
+        assert!(cacheable_bin_scaled(fake as usize).is_none() && cacheable_bin_scaled(0).is_none());
         let a = 0x5556_0000_0000usize;
         assert!(ensure(a, 1 << 20));
         set(a, slab_entry(fake, 3, false, 0));

@@ -134,7 +134,7 @@ pub static DIV_MAGIC: [u64; NBINS] = {
     t
 };
 
-/// size → class · `LOOKUP_SCALE` for sizes ≤ LOOKUP_MAX, indexed by (size + 7) >> 3. Scaled
+/// size → class · `BIN_STRIDE` for sizes ≤ LOOKUP_MAX, indexed by (size + 7) >> 3. Scaled
 /// so that malloc's fast path has the byte offset of the class's thread-cache bin
 /// (`Tcache::bin_at`) without a shift (one instruction fewer per malloc; 1 KiB of table).
 static LOOKUP: [u16; (LOOKUP_MAX >> 3) + 1] = {
@@ -142,16 +142,17 @@ static LOOKUP: [u16; (LOOKUP_MAX >> 3) + 1] = {
     let mut i = 0;
     while i < t.len() {
         let size = if i == 0 { 0 } else { i << 3 };
-        t[i] = (size2bin_compute(size) * LOOKUP_SCALE) as u16;
+        t[i] = (size2bin_compute(size) * BIN_STRIDE) as u16;
         i += 1;
     }
     t
 };
 
-/// Factor of `LOOKUP`'s entries: the size of a thread-cache bin (asserted in `tcache`).
-pub const LOOKUP_SCALE: usize = 32;
+/// Factor of `LOOKUP`'s entries and of `rtree::cacheable_bin_scaled`: the size of a
+/// thread-cache bin (asserted in `tcache`), so that a scaled class is its bin's byte offset.
+pub const BIN_STRIDE: usize = 32;
 
-/// `size2bin(size) · LOOKUP_SCALE` for `size ≤ LOOKUP_MAX`.
+/// `size2bin(size) · BIN_STRIDE` for `size ≤ LOOKUP_MAX`.
 #[inline(always)]
 pub fn size2bin_scaled(size: usize) -> usize {
     debug_assert!(size <= LOOKUP_MAX);
@@ -189,7 +190,7 @@ const _: () = {
 pub fn size2bin(size: usize) -> usize {
     debug_assert!(size <= SMALL_MAX);
     if size <= LOOKUP_MAX {
-        size2bin_scaled(size) / LOOKUP_SCALE
+        size2bin_scaled(size) / BIN_STRIDE
     } else {
         let table = crate::static_addr!(LOOKUP_MEDIUM, u8);
         // SAFETY: size ≤ SMALL_MAX, so the index is ≤ SMALL_MAX >> 10 < LOOKUP_MEDIUM.len().

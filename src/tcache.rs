@@ -139,7 +139,7 @@ const TOTAL_SLOTS: usize = {
 /// Marks a cached block: the first word of every block in a cache holds it (see the module
 /// header). A constant that fits a sign-extended 32-bit immediate, so writing and checking it
 /// are one instruction each.
-const _: () = assert!(size_of::<CacheBin>() == crate::size_class::LOOKUP_SCALE);
+const _: () = assert!(size_of::<CacheBin>() == crate::size_class::BIN_STRIDE);
 
 pub const COOKIE: usize = 0x6f78_6d61;
 
@@ -364,23 +364,24 @@ impl Tcache {
         unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().add(i)) }
     }
 
-    /// Cache bin at byte offset `off` of `bins` (a class times `LOOKUP_SCALE`, from
+    /// Cache bin at byte offset `off` of `bins` (a class times `BIN_STRIDE`, from
     /// `size_class::size2bin_scaled`) for a fast pop, as `bin_for_pop`.
     #[inline(always)]
     pub fn bin_at(&mut self, off: usize) -> &mut CacheBin {
         debug_assert!(off % size_of::<CacheBin>() == 0 && off / size_of::<CacheBin>() < NBINS);
-        // SAFETY: `off` is a class index times the bin size (asserted equal to LOOKUP_SCALE
+        // SAFETY: `off` is a class index times the bin size (asserted equal to BIN_STRIDE
         // below), so the pointer is that class's bin; `one_base` returns the same pointer.
         unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().byte_add(off)) }
     }
 
-    /// Index of the region at byte offset `off` of a slab of small class `bin`, or None for
-    /// an interior pointer: `slab::region_index_magic` with the class constant from the cache
-    /// bin.
+    /// Index of the region at byte offset `off` of a slab of the small class whose bin is at
+    /// byte offset `bin_off` (`rtree::cacheable_bin_scaled`), or None for an interior
+    /// pointer: `slab::region_index_magic` with the class constant from the cache bin.
     #[inline(always)]
-    pub fn slab_region(&self, bin: usize, off: usize) -> Option<usize> {
-        // SAFETY: bin < NBINS (a slab's class, from a tagged page-map entry).
-        let cb = unsafe { self.bins.get_unchecked(bin) };
+    pub fn slab_region(&self, bin_off: usize, off: usize) -> Option<usize> {
+        debug_assert!(bin_off % size_of::<CacheBin>() == 0 && bin_off / size_of::<CacheBin>() < NBINS);
+        // SAFETY: bin_off is a class times the bin size: that class's bin.
+        let cb = unsafe { &*self.bins.as_ptr().byte_add(bin_off) };
         crate::slab::region_index_magic(off, cb.magic)
     }
 
@@ -448,18 +449,42 @@ impl Tcache {
     /// cached last: an immediate double free, for the caller to report.
     #[inline(always)]
     pub fn free_small(&mut self, bin: usize, p: *mut u8) -> bool {
-        // SAFETY: bin < NBINS.
-        let cb = unsafe { self.bins.get_unchecked_mut(bin) };
+        self.free_small_at(bin * size_of::<CacheBin>(), p)
+    }
+
+    /// `free_small` for the bin at byte offset `bin_off` (a class times the bin size).
+    #[inline(always)]
+    pub fn free_small_at(&mut self, bin_off: usize, p: *mut u8) -> bool {
+        debug_assert!(bin_off % size_of::<CacheBin>() == 0 && bin_off / size_of::<CacheBin>() < NBINS);
+        // SAFETY: bin_off is a class times the bin size: that class's bin; `one_base` returns
+        // the same pointer (see `bin_for_pop`: the push's store of `head` must have the same
+        // one-register address form as the pop's load of it in the next malloc).
+        let cb = unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().byte_add(bin_off)) };
         if cb.top_is(p) {
             return false;
         }
-        // SAFETY: `p` is a live block of ≥ 8 bytes the caller just gave up.
-        unsafe { *(p as *mut usize) = COOKIE };
-        self.deallocated += cb.size as u64;
+        let size = cb.size;
         if !cb.push(p as usize) {
-            self.push_full(bin, p as usize);
+            self.free_small_full(bin_off / size_of::<CacheBin>(), p);
+            return true;
         }
+        // SAFETY: `p` is a live block of ≥ 8 bytes the caller just gave up. Written after
+        // the push, which then needs no second load of `head` (the compiler cannot tell `p`
+        // from the bin).
+        unsafe { *(p as *mut usize) = COOKIE };
+        self.deallocated += size as u64;
         true
+    }
+
+    /// `free_small_at` whose stack was full: makes room (`push_full`), then caches `p`. A
+    /// separate call, so that nothing of the fast path lives across it (no saved registers).
+    #[cold]
+    #[inline(never)]
+    fn free_small_full(&mut self, bin: usize, p: *mut u8) {
+        // SAFETY: as in `free_small_at`.
+        unsafe { *(p as *mut usize) = COOKIE };
+        self.deallocated += self.bins[bin].size as u64;
+        self.push_full(bin, p as usize);
     }
 
     /// A free found the stack of bin `i` full: the second time since the bin's last GC visit,
