@@ -308,10 +308,8 @@ pub fn free(p: *mut u8, func: &str) {
         // free against the slab's release could see another slab here; the offset is
         // below 64 pages and `get` wraps its index, so that stays a bounded read).
         let e = unsafe { &*rtree::entry_extent(entry) };
-        if let Some(i) = tc.slab_region(bin_off, rtree::slab_offset(entry, p as usize)) {
-            if !e.bitmap.get(i) && tc.free_small_at(bin_off, p) {
-                return;
-            }
+        if tc.free_small_checked(bin_off, p, rtree::slab_offset(entry, p as usize), &e.bitmap) {
+            return;
         }
     }
     free_slow(p, func)

@@ -374,17 +374,6 @@ impl Tcache {
         unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().byte_add(off)) }
     }
 
-    /// Index of the region at byte offset `off` of a slab of the small class whose bin is at
-    /// byte offset `bin_off` (`rtree::cacheable_bin_scaled`), or None for an interior
-    /// pointer: `slab::region_index_magic` with the class constant from the cache bin.
-    #[inline(always)]
-    pub fn slab_region(&self, bin_off: usize, off: usize) -> Option<usize> {
-        debug_assert!(bin_off % size_of::<CacheBin>() == 0 && bin_off / size_of::<CacheBin>() < NBINS);
-        // SAFETY: bin_off is a class times the bin size: that class's bin.
-        let cb = unsafe { &*self.bins.as_ptr().byte_add(bin_off) };
-        crate::slab::region_index_magic(off, cb.magic)
-    }
-
     /// A block leaving the cache with `size` usable bytes: checks and clears its cookie,
     /// counts, returns the block.
     #[inline(always)]
@@ -450,6 +439,23 @@ impl Tcache {
     #[inline(always)]
     pub fn free_small(&mut self, bin: usize, p: *mut u8) -> bool {
         self.free_small_at(bin * size_of::<CacheBin>(), p)
+    }
+
+    /// `free`'s fast path for small block `p` at byte offset `off` of its slab, whose class's
+    /// bin is at byte offset `bin_off` (`rtree::cacheable_bin_scaled`) and whose free-region
+    /// bitmap is `bitmap`: caches `p` if it is a region start (`slab::region_index_magic`
+    /// with the class constant from the bin), not free in the slab and not the block cached
+    /// last; false (nothing done) otherwise, for the caller's slow path to sort out. The bin
+    /// is addressed through one register for all of it (magic, head, push).
+    #[inline(always)]
+    pub fn free_small_checked(&mut self, bin_off: usize, p: *mut u8, off: usize, bitmap: &crate::bitmap::Bitmap) -> bool {
+        debug_assert!(bin_off % size_of::<CacheBin>() == 0 && bin_off / size_of::<CacheBin>() < NBINS);
+        // SAFETY: as in `free_small_at`.
+        let cb = unsafe { &*crate::util::one_base(self.bins.as_mut_ptr().byte_add(bin_off)) };
+        match crate::slab::region_index_magic(off, cb.magic) {
+            Some(i) if !bitmap.get(i) => self.free_small_at(bin_off, p),
+            _ => false,
+        }
     }
 
     /// `free_small` for the bin at byte offset `bin_off` (a class times the bin size).
