@@ -92,6 +92,47 @@ pub fn large_from(a: &Arena, size: usize, align: usize, zero: bool) -> *mut u8 {
     }
 }
 
+/// `large_from(a, size, PAGE, zero)`, and under the same page-allocator lock up to
+/// `extra.len()` more blocks of the same page count for the thread cache (their addresses
+/// in `extra[..got]`; not zeroed or junked: they are handed out as cached blocks). Returns
+/// the block and `got`.
+#[cold]
+fn large_from_filling(a: &Arena, size: usize, zero: bool, extra: &mut [usize]) -> (*mut u8, usize) {
+    if extra.is_empty() {
+        return (large_from(a, size, PAGE, zero), 0);
+    }
+    let pages = align_up(size, PAGE) >> LG_PAGE;
+    let (e, got) = {
+        let mut g = a.pac.inner.lock();
+        let e = g.alloc(pages, PAGE, None);
+        let mut got = 0;
+        if !e.is_null() {
+            for slot in extra.iter_mut() {
+                let x = g.alloc(pages, PAGE, None);
+                if x.is_null() {
+                    break;
+                }
+                // SAFETY: an active extent we just obtained.
+                *slot = unsafe { (*x).addr };
+                got += 1;
+            }
+        }
+        (e, got)
+    };
+    if e.is_null() {
+        return (enomem(), 0);
+    }
+    // SAFETY: `e` is an active extent we just obtained; its pages are ours to write.
+    unsafe {
+        if zero && !(*e).zeroed {
+            core::ptr::write_bytes((*e).addr as *mut u8, 0, (*e).size);
+        } else if !zero && conf::junk_alloc() {
+            core::ptr::write_bytes((*e).addr as *mut u8, JUNK_ALLOC, (*e).size);
+        }
+        ((*e).addr as *mut u8, got)
+    }
+}
+
 /// A page-aligned large block of `size` bytes (> SMALL_MAX): the thread cache first, where
 /// `fit` lets a cached block up to 1/8 bigger serve it (malloc, calloc, new; the jemalloc API
 /// passes false so that `sallocx(mallocx(n)) == nallocx(n)` holds as jemalloc documents).
@@ -111,7 +152,12 @@ pub fn alloc_large(size: usize, zero: bool, fit: bool) -> *mut u8 {
                 }
                 return p;
             }
-            let p = large_from(tc.arena, size, PAGE, zero);
+            let mut extra = [0usize; tcache::LARGE_REFILL_MAX];
+            let n = tc.large_miss(pages).min(extra.len());
+            let (p, got) = large_from_filling(tc.arena, size, zero, &mut extra[..n]);
+            for &q in &extra[..got] {
+                tc.cache_filled_large(pages, q as *mut u8);
+            }
             if !p.is_null() {
                 tc.count_alloc(pages << LG_PAGE);
             }
@@ -773,6 +819,42 @@ pub(crate) mod tests {
             }
             let left = my_tcache().bins[bin].ncached();
             assert!(left < 20, "idle class still caches {left} blocks");
+            my_tcache().validate();
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn runs_of_one_large_size_refill_several_blocks_per_miss() {
+        let _x = ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
+        std::thread::spawn(|| {
+            let i = large_index(16).unwrap();
+            my_tcache().flush_all();
+            // Cycling through sizes in different bins: every miss takes one block.
+            let mut mixed = std::vec::Vec::new();
+            for k in 0..30 {
+                mixed.push(malloc([40 << 10, 100 << 10, 200 << 10][k % 3]));
+                assert_eq!(my_tcache().bins.iter().skip(crate::size_class::NBINS).map(|b| b.ncached()).sum::<u16>(), 0);
+            }
+            // A run of one size: from the third miss on, misses cache extra blocks.
+            let mut run = std::vec::Vec::new();
+            let mut refilled = 0;
+            for _ in 0..40 {
+                let p = malloc(64 << 10);
+                fill(p, 64 << 10, 3);
+                run.push(p);
+                refilled = refilled.max(my_tcache().bins[i].ncached());
+                my_tcache().validate();
+            }
+            assert_eq!(refilled, 3, "a run of one large size refilled {refilled} extra blocks at most");
+            let mut all = run.clone();
+            all.sort();
+            all.dedup();
+            assert_eq!(all.len(), run.len(), "a block handed out twice");
+            for p in run.into_iter().chain(mixed) {
+                free(p, "free");
+            }
             my_tcache().validate();
         })
         .join()
