@@ -102,25 +102,25 @@ fn large_from_filling(a: &Arena, size: usize, zero: bool, extra: &mut [usize]) -
         return (large_from(a, size, PAGE, zero), 0);
     }
     let pages = align_up(size, PAGE) >> LG_PAGE;
+    // The extra blocks first, the returned one last: carved from the low end of a free
+    // extent, the returned block then borders what is left of it, so realloc can still grow
+    // it in place (with the extras after it, realloc doubling to 4 MiB ran 93 -> 733 ns).
     let (e, got) = {
         let mut g = a.pac.inner.lock();
-        let e = g.alloc(pages, PAGE, None);
         let mut got = 0;
-        if !e.is_null() {
-            for slot in extra.iter_mut() {
-                let x = g.alloc(pages, PAGE, None);
-                if x.is_null() {
-                    break;
-                }
-                // SAFETY: an active extent we just obtained.
-                *slot = unsafe { (*x).addr };
-                got += 1;
+        for slot in extra.iter_mut() {
+            let x = g.alloc(pages, PAGE, None);
+            if x.is_null() {
+                break;
             }
+            // SAFETY: an active extent we just obtained.
+            *slot = unsafe { (*x).addr };
+            got += 1;
         }
-        (e, got)
+        (g.alloc(pages, PAGE, None), got)
     };
     if e.is_null() {
-        return (enomem(), 0);
+        return (enomem(), got);
     }
     // SAFETY: `e` is an active extent we just obtained; its pages are ours to write.
     unsafe {
@@ -837,14 +837,29 @@ pub(crate) mod tests {
                 mixed.push(malloc([40 << 10, 100 << 10, 200 << 10][k % 3]));
                 assert_eq!(my_tcache().bins.iter().skip(crate::size_class::NBINS).map(|b| b.ncached()).sum::<u16>(), 0);
             }
-            // A run of one size: from the third miss on, misses cache extra blocks.
+            // A run of one size without the cache having had to give that size back: one
+            // block per miss.
             let mut run = std::vec::Vec::new();
+            for _ in 0..6 {
+                run.push(malloc(64 << 10));
+                assert_eq!(my_tcache().bins[i].ncached(), 0);
+            }
+            // Frees of that size overflow its bin (8 blocks), then a run of mallocs of it:
+            // from the third miss on, misses cache extra blocks.
+            let old: std::vec::Vec<_> = (0..10).map(|_| malloc(64 << 10)).collect();
+            for p in old {
+                free(p, "free");
+            }
             let mut refilled = 0;
             for _ in 0..40 {
+                let before = my_tcache().bins[i].ncached();
                 let p = malloc(64 << 10);
                 fill(p, 64 << 10, 3);
                 run.push(p);
-                refilled = refilled.max(my_tcache().bins[i].ncached());
+                if before == 0 {
+                    // A miss: what the bin holds now came with this block.
+                    refilled = refilled.max(my_tcache().bins[i].ncached());
+                }
                 my_tcache().validate();
             }
             assert_eq!(refilled, 3, "a run of one large size refilled {refilled} extra blocks at most");

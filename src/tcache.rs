@@ -16,10 +16,10 @@
 //!   blocks of 256 B / 1 KiB / 4 KiB: 37 / 50 / 52 → 12-16 / 18 / 47 ns per malloc+free;
 //!   RSS/live of the drifting cache 1.181 → 1.186, other peak RSS unchanged.
 //! - Refill: a small miss takes `nfill` blocks from the arena bin under one lock (fullest
-//!   slabs first). A large miss takes one block, or, when the thread's last two large misses
-//!   were in the same bin too (a run of one size), up to 4 under one page-allocator lock
-//!   (`large_miss`): batches of 64 / 256 KiB 72.1 / 86.4 → 66.9 / 80.7 ns, larson unchanged
-//!   (one repeat as the trigger cost larson +1.9 MiB peak RSS). A full stack gives back its older half; blocks go home grouped by arena,
+//!   slabs first). A large miss takes one block, or up to 4 under one page-allocator lock
+//!   when the thread's last three large misses and its last large free that had to give
+//!   blocks back were all of this size (`large_miss`): batches of 64 / 256 KiB 83.1 / 107.9
+//!   → 72.9 / 96.9 ns; larson, realloc and their peak RSS unchanged. A full stack gives back its older half; blocks go home grouped by arena,
 //!   one bin lock (or page-allocator lock) per group, which is also how frees of blocks from
 //!   other threads' arenas travel back (batched, never one lock per block).
 //! - Sparse-slab bypass (in `alloc::free`): a block whose slab is not current and has more
@@ -187,6 +187,9 @@ pub struct Tcache {
     /// Cache bins of the last and the one-before-last large miss (`large_miss`; NCB: none).
     last_large_miss: usize,
     prev_large_miss: usize,
+    /// Large cache bin whose free last made the cache give blocks back (bin full or budget
+    /// spent; NCB: none yet), for `large_miss`.
+    large_gave_back: usize,
     /// Σ (cap − base capacity) · size over the small bins (≤ GROWN_BYTES).
     grown_bytes: usize,
     /// Blocks each bin held after its last GC visit (idle detection).
@@ -317,6 +320,7 @@ unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
     core::ptr::addr_of_mut!((*tc).gc_cursor).write(0);
     core::ptr::addr_of_mut!((*tc).large_bytes).write(0);
     core::ptr::addr_of_mut!((*tc).last_large_miss).write(NCB);
+    core::ptr::addr_of_mut!((*tc).large_gave_back).write(NCB);
     core::ptr::addr_of_mut!((*tc).prev_large_miss).write(NCB);
     core::ptr::addr_of_mut!((*tc).arena).write(arena);
     core::ptr::addr_of_mut!((*tc).next).write(core::ptr::null_mut());
@@ -512,6 +516,9 @@ impl Tcache {
     #[cold]
     #[inline(never)]
     fn push_full(&mut self, i: usize, p: usize) {
+        if i >= NBINS {
+            self.large_gave_back = i;
+        }
         if !self.grow(i) {
             let n = (self.bins[i].cap() as usize).div_ceil(2);
             self.flush(i, n);
@@ -612,6 +619,7 @@ impl Tcache {
     #[cold]
     #[inline(never)]
     fn free_large_over_budget(&mut self, i: usize, bytes: usize, p: *mut u8) -> bool {
+        self.large_gave_back = i;
         self.shed_large();
         if self.large_bytes + bytes > LARGE_BYTES {
             return false;
@@ -622,15 +630,19 @@ impl Tcache {
 
     /// A large malloc of `pages` pages missed the cache: how many more blocks of that size to
     /// take from the page allocator under the same lock, for the cache (`cache_filled_large`).
-    /// A miss in the same bin as the thread's previous large miss doubles the bin's refill
-    /// size (up to half its capacity, within the byte budget); any other miss resets it to
-    /// one. A program allocating a run of blocks of one size (batches of 64 KiB: one
-    /// page-allocator lock per block, each waiting for the program's pending stores) thus
-    /// takes them four at a time, while random large sizes (larson's tail) rarely repeat a
-    /// bin twice in a row and keep taking one.
+    /// When the thread's last three large misses were all in this bin and the last large
+    /// free that made the cache give blocks back (bin full or budget spent) was of this size
+    /// too, the bin's refill size doubles (up to half its capacity, within the byte budget);
+    /// any other miss resets it to one. A program that frees and then allocates runs of
+    /// blocks of one size (batches of 64 KiB: one page-allocator lock per block, each
+    /// waiting for the program's pending stores) thus takes them four at a time. Looser
+    /// triggers cost memory elsewhere: on the repeated miss alone, larson's random large
+    /// sizes held 23.4 → 25.3 MiB peak RSS, and realloc doubling to 4 MiB (a miss of one
+    /// size per round, the block then grown in place, never freed at that size) 2.4 → 4.6
+    /// MiB; with the give-back condition but one repeat, larson still 25.4.
     pub fn large_miss(&mut self, pages: usize) -> usize {
         let Some(i) = large_index(pages) else { return 0 };
-        let repeat = self.last_large_miss == i && self.prev_large_miss == i;
+        let repeat = self.last_large_miss == i && self.prev_large_miss == i && self.large_gave_back == i;
         self.prev_large_miss = self.last_large_miss;
         self.last_large_miss = i;
         let room = self.large_bytes_room() / (pages << LG_PAGE);
