@@ -10,11 +10,13 @@
 //! extents, a slab's boundary pages while it is being released), 64 + class for the pages of
 //! a slab that is not sparse, class + 1 (1..=63) for a sparse slab (`bin::is_sparse`). `free`
 //! decides cache-or-slab with one bit test and finds the class with one mask
-//! (`cacheable_bin`; against class + 1 for the cacheable tags, one instruction fewer). Bits 57..62 of a slab entry hold the page's index in its slab (slabs
+//! (`cacheable_bin`, `cacheable_bin_scaled`; against class + 1 for the cacheable tags, one
+//! instruction fewer). Bits 57..62 of a slab entry hold the page's index in its slab (slabs
 //! are at most 64 pages), so `free` has the block's offset in the slab (`slab_offset`)
 //! without waiting for the descriptor's start address: the region check's multiply starts
 //! one load earlier (pairs of 16 B 4.65 → 4.50 ns, batches of 16 / 256 B 5.39 / 5.70 →
-//! 5.22 / 5.53 ns, alternating A/B medians; for 6 more instructions). `lookup`
+//! 5.22 / 5.53 ns, alternating A/B medians; for 6 more instructions; a recheck on build
+//! 1133d17 found the two within noise). `lookup`
 //! (`entry_extent`) strips tag and page index.
 //!
 //! Sync: slots are atomics. Writers hold the owning arena's `Pac` lock (rank 4), or for the
