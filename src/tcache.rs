@@ -19,7 +19,8 @@
 //!   slabs first). A large miss takes one block, or up to 4 under one page-allocator lock
 //!   when the thread's last three large misses and its last large free that had to give
 //!   blocks back were all of this size (`large_miss`): batches of 64 / 256 KiB 83.1 / 107.9
-//!   → 72.9 / 96.9 ns; larson, realloc and their peak RSS unchanged. A full stack gives back its older half; blocks go home grouped by arena,
+//!   → 72.9 / 96.9 ns; larson, realloc and their peak RSS unchanged. A full stack gives
+//!   back its older half; blocks go home grouped by arena,
 //!   one bin lock (or page-allocator lock) per group, which is also how frees of blocks from
 //!   other threads' arenas travel back (batched, never one lock per block).
 //! - Sparse-slab bypass (in `alloc::free`): a block whose slab is not current and has more
@@ -384,8 +385,8 @@ impl Tcache {
     #[inline(always)]
     pub fn bin_at(&mut self, off: usize) -> &mut CacheBin {
         debug_assert!(off % size_of::<CacheBin>() == 0 && off / size_of::<CacheBin>() < NBINS);
-        // SAFETY: `off` is a class index times the bin size (asserted equal to BIN_STRIDE
-        // below), so the pointer is that class's bin; `one_base` returns the same pointer.
+        // SAFETY: `off` is a class index times the bin size (asserted equal to
+        // BIN_STRIDE), so the pointer is that class's bin; `one_base` returns the same pointer.
         unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().byte_add(off)) }
     }
 
