@@ -16,7 +16,7 @@ use crate::rtree;
 use crate::size_class::{bin_size, size2bin, size2bin_scaled, LOOKUP_MAX, SMALL_MAX};
 use crate::slab;
 use crate::sys;
-use crate::tcache::{self, large_index, Tcache};
+use crate::tcache::{self, large_index, LargeFree, Tcache};
 use crate::tsd;
 use crate::util::{align_up, align_up_checked, LG_PAGE, MAX_REQUEST, PAGE};
 
@@ -185,27 +185,16 @@ pub fn malloc(size: usize) -> *mut u8 {
     malloc_slow(size)
 }
 
-/// A block of class `bin` from the cache's fast pop, if it has one above the low-water mark.
-#[inline(always)]
-fn pop_cached(tc: &mut Tcache, bin: usize) -> Option<*mut u8> {
-    let cb = tc.bin_for_pop(bin);
-    let entry = cb.pop_fast()?;
-    let size = cb.size as usize;
-    Some(tc.took(entry, size))
-}
-
-/// malloc for sizes above `LOOKUP_MAX`: the same cache pop for small classes, and for large
-/// sizes the cache bin of exactly their page count (a cached block up to 1/8 bigger, or
-/// one below the low-water mark, takes `malloc_slow`).
+/// malloc for sizes above `LOOKUP_MAX`: one table gives the cache bin, the class's for small
+/// sizes, exactly the page count's for large ones up to `MEDIUM_MAX` (a cached block up to
+/// 1/8 bigger, or one below the low-water mark, takes `malloc_slow`).
 #[inline(never)]
 fn malloc_medium(size: usize) -> *mut u8 {
-    if let Some(tc) = tcache_fast() {
-        if size <= SMALL_MAX {
-            if let Some(p) = pop_cached(tc, size2bin(size)) {
+    if size <= tcache::MEDIUM_MAX {
+        if let Some(tc) = tcache_fast() {
+            if let Some(p) = tc.pop_medium(size) {
                 return p;
             }
-        } else if let Some(p) = tc.pop_large_exact(size) {
-            return p;
         }
     }
     malloc_slow(size)
@@ -384,11 +373,25 @@ fn free_large(entry: usize, p: *mut u8, func: &str) {
         // extent or a free one.
         let e = unsafe { &*rtree::entry_extent(entry) };
         debug_assert!(!e.is_slab || e.state() != State::Active, "a live slab reached the large-block free path");
-        if e.addr == p as usize && e.state() == State::Active && tc.free_large(e.pages(), p) {
-            return;
+        if e.addr == p as usize && e.state() == State::Active {
+            match tc.free_large(e.pages(), p) {
+                LargeFree::Cached => return,
+                LargeFree::OverBudget(i) => return free_large_over_budget(tc, i, p, func),
+                LargeFree::NotCached => {}
+            }
         }
     }
     free_slow(p, func)
+}
+
+/// `free_large` when the thread's large budget is spent: a call in tail position, so that
+/// `free_uncacheable` saves no registers.
+#[cold]
+#[inline(never)]
+fn free_large_over_budget(tc: &mut Tcache, i: usize, p: *mut u8, func: &str) {
+    if !tc.free_large_over_budget(i, p) {
+        free_slow(p, func)
+    }
 }
 
 /// Frees `p` (non-null) straight to its slab or page allocator, never into a thread cache
@@ -459,7 +462,12 @@ fn free_slow(p: *mut u8, func: &str) {
             tc.deallocated += bin_size(bin) as u64;
         }
     } else if let Some(tc) = tc {
-        if tc.free_large(e.pages(), p) {
+        let cached = match tc.free_large(e.pages(), p) {
+            LargeFree::Cached => true,
+            LargeFree::OverBudget(i) => tc.free_large_over_budget(i, p),
+            LargeFree::NotCached => false,
+        };
+        if cached {
             return;
         }
         tc.deallocated += e.size as u64;

@@ -27,7 +27,7 @@
 //!   than 1/16 of its regions free goes straight back to its slab (`bin::is_sparse`), so
 //!   caching never keeps sparse slabs alive (reference/performance.md §5: drifting-size RSS
 //!   1.46 → 1.17 in simulation; measured here 1.19 with, versus 1.18 without thread caches).
-//! - GC: every `GC_BYTES` allocated (a large block counting at most `GC_LARGE_WEIGHT`), one
+//! - GC: every `GC_BYTES` allocated (a block above 4 KiB counting as 4 KiB), one
 //!   class (round robin) is visited: blocks that stayed below the low-water mark since the
 //!   previous visit (3/4 of them) go back, and the refill size halves; every refill doubles
 //!   it (8 blocks first). Idle classes drain.
@@ -94,8 +94,8 @@ const LARGE_BYTES: usize = 2 << 20;
 const INITIAL_FILL: u16 = 8;
 /// Allocated bytes between two GC visits.
 const GC_BYTES: u64 = 64 << 10;
-/// The most one large allocation counts toward `GC_BYTES`.
-const GC_LARGE_WEIGHT: usize = 16 << 10;
+/// The most one allocation counts toward `GC_BYTES` (`gc_credit`).
+const GC_WEIGHT: usize = crate::size_class::LOOKUP_MAX;
 
 /// Capacity of each cache bin.
 const CAP: [u16; NCB] = {
@@ -162,6 +162,40 @@ pub fn large_fit_max(bytes: usize) -> usize {
     }
 }
 
+/// Largest size `Tcache::pop_medium` serves.
+pub const MEDIUM_MAX: usize = LARGE_MAX_PAGES << LG_PAGE;
+const LG_MEDIUM_STEP: u32 = 10;
+
+/// Byte offset in `bins` of the cache bin for sizes above `LOOKUP_MAX`, indexed by
+/// ⌈size / 1 KiB⌉ up to `MEDIUM_MAX`: the class's bin for small sizes (classes above 4 KiB
+/// are multiples of 1 KiB), the bin of the page count for large ones (1 KiB granules never
+/// straddle a page). Bins of page counts above `opt.tcache_max` stay empty, so their pops
+/// miss. One table load instead of a class lookup or a page count and range check.
+static MEDIUM_BIN: [u16; (MEDIUM_MAX >> LG_MEDIUM_STEP) + 1] = {
+    let mut t = [0u16; (MEDIUM_MAX >> LG_MEDIUM_STEP) + 1];
+    let mut i = (crate::size_class::LOOKUP_MAX >> LG_MEDIUM_STEP) + 1;
+    while i < t.len() {
+        let size = i << LG_MEDIUM_STEP;
+        let bin = if size <= crate::size_class::SMALL_MAX {
+            crate::size_class::size2bin_compute(size)
+        } else {
+            NBINS + size.div_ceil(crate::util::PAGE) - LARGE_MIN_PAGES
+        };
+        t[i] = (bin * crate::size_class::BIN_STRIDE) as u16;
+        i += 1;
+    }
+    t
+};
+
+/// `MEDIUM_BIN`'s entry for `LOOKUP_MAX < size ≤ MEDIUM_MAX`.
+#[inline(always)]
+fn medium_bin_scaled(size: usize) -> usize {
+    debug_assert!(size > crate::size_class::LOOKUP_MAX && size <= MEDIUM_MAX);
+    let table = crate::static_addr!(MEDIUM_BIN, u16);
+    // SAFETY: size ≤ MEDIUM_MAX, so the index is < MEDIUM_BIN.len().
+    unsafe { *table.add((size + (1 << LG_MEDIUM_STEP) - 1) >> LG_MEDIUM_STEP) as usize }
+}
+
 /// Cache bin of a large block of `pages` pages, if such blocks are cached.
 #[inline(always)]
 pub fn large_index(pages: usize) -> Option<usize> {
@@ -170,6 +204,15 @@ pub fn large_index(pages: usize) -> Option<usize> {
     } else {
         None
     }
+}
+
+/// What `Tcache::free_large` did with a block.
+pub enum LargeFree {
+    Cached,
+    /// Not a cached size, or the block cached last.
+    NotCached,
+    /// The large budget is spent; bin `0`'s size is cached.
+    OverBudget(usize),
 }
 
 #[repr(C)]
@@ -298,13 +341,22 @@ fn create() -> Option<&'static mut Tcache> {
     }
 }
 
+/// Size of the blocks of cache bin `i` (< NCB).
+fn bin_bytes(i: usize) -> usize {
+    if i < NBINS {
+        bin_size(i)
+    } else {
+        (i - NBINS + LARGE_MIN_PAGES) << LG_PAGE
+    }
+}
+
 /// # Safety
 /// `tc` points to memory for a `Tcache` that nobody else uses.
 unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
     let slots = core::ptr::addr_of_mut!((*tc).slots) as *mut usize;
     let mut at = 0;
     for (i, &cap) in CAP.iter().enumerate() {
-        let size = if i < NBINS { bin_size(i) } else { (i - NBINS + LARGE_MIN_PAGES) << LG_PAGE };
+        let size = bin_bytes(i);
         let magic = if i < NBINS { crate::size_class::div_magic(i) } else { 0 };
         let nfill = if i < NBINS { INITIAL_FILL.min((cap / 2).max(1)) } else { 1 };
         // SAFETY: slots[at .. at + slots_for(cap_max)] belong to bin i alone (TOTAL_SLOTS
@@ -411,7 +463,7 @@ impl Tcache {
 
     /// Counts `size` bytes this thread allocated without the cache (large blocks).
     pub fn count_alloc(&mut self, size: usize) {
-        self.large_gc_credit(size);
+        self.gc_credit(size);
         self.allocated += size as u64;
         if self.allocated >= self.gc_at {
             self.gc_event();
@@ -571,57 +623,68 @@ impl Tcache {
     #[inline(always)]
     fn took_large(&mut self, entry: usize, bytes: usize) -> *mut u8 {
         self.large_bytes -= bytes;
-        self.large_gc_credit(bytes);
+        self.gc_credit(bytes);
         self.took(entry, bytes)
     }
 
-    /// The fast pop of a cached large block of exactly `size` rounded up to pages, if that
-    /// page count is cached and its bin is above the low-water mark.
-    #[inline]
-    pub fn pop_large_exact(&mut self, size: usize) -> Option<*mut u8> {
-        let pages = size.checked_add(crate::util::PAGE_MASK)? >> LG_PAGE;
-        let i = large_index(pages)?;
-        let entry = self.bin_for_pop(i).pop_fast()?;
-        Some(self.took_large(entry, pages << LG_PAGE))
+    /// The fast pop for `LOOKUP_MAX < size ≤ MEDIUM_MAX`: the bin of the size's class, or of
+    /// exactly its page count for large sizes, if that bin is above its low-water mark.
+    #[inline(always)]
+    pub fn pop_medium(&mut self, size: usize) -> Option<*mut u8> {
+        let off = medium_bin_scaled(size);
+        // SAFETY: `off` is a cache bin's byte offset (`MEDIUM_BIN`); `one_base` returns the
+        // same pointer (as in `bin_at`).
+        let cb = unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().byte_add(off)) };
+        let entry = cb.pop_fast()?;
+        let bytes = cb.size as usize;
+        if off >= NBINS * size_of::<CacheBin>() {
+            self.large_bytes -= bytes;
+        }
+        self.gc_credit(bytes);
+        Some(self.took(entry, bytes))
     }
 
-    /// A large allocation counts at most `GC_LARGE_WEIGHT` bytes toward the next GC visit
-    /// (it still counts in full in `allocated`): otherwise every malloc of 64 KiB or more
-    /// would run a visit, 16 % of a 64 KiB malloc/free pair.
+    /// An allocation above `LOOKUP_MAX` counts at most `GC_WEIGHT` bytes toward the next GC
+    /// visit (it still counts in full in `allocated`): otherwise pairs of 16 KiB would run a
+    /// visit every 4th malloc (10 of their 118 instructions per malloc+free, callgrind).
     #[inline(always)]
-    fn large_gc_credit(&mut self, size: usize) {
-        self.gc_at += size.saturating_sub(GC_LARGE_WEIGHT) as u64;
+    fn gc_credit(&mut self, size: usize) {
+        self.gc_at += size.saturating_sub(GC_WEIGHT) as u64;
     }
 
     /// Caches large block `p` of `pages` pages if its size is cached, the byte budget allows
     /// and `p` is not the block cached last (an immediate double free, which the caller's slow
-    /// path reports); false if the caller must deal with it otherwise.
+    /// path reports). `OverBudget(i)`: the budget is spent; the caller goes on with
+    /// `free_large_over_budget(i, p)`.
     #[inline]
-    pub fn free_large(&mut self, pages: usize, p: *mut u8) -> bool {
+    pub fn free_large(&mut self, pages: usize, p: *mut u8) -> LargeFree {
         let i = match large_index(pages) {
             Some(i) => i,
-            None => return false,
+            None => return LargeFree::NotCached,
         };
         let bytes = pages << LG_PAGE;
         if self.bins[i].top_is(p) {
-            return false;
+            return LargeFree::NotCached;
         }
         if self.large_bytes + bytes > LARGE_BYTES {
-            return self.free_large_over_budget(i, bytes, p);
+            return LargeFree::OverBudget(i);
         }
         self.cache_large(i, bytes, p);
-        true
+        LargeFree::Cached
     }
 
-    /// `free_large` when the budget is full: sheds, then caches `p` if it now fits. Out of
-    /// line, so that the common path makes no call that needs its registers saved (6
-    /// pushes and pops on every large free before: pairs of 64 / 256 KiB 8.35 / 8.49 →
-    /// 7.63 / 7.82 ns).
+    /// `free_large` of `p` into bin `i` when the budget is full: sheds, then caches `p` if
+    /// it now fits; false if it does not. Reached through a tail call from
+    /// `alloc::free_large`, so that the common path makes no call that needs its registers
+    /// saved (6 pushes and pops on every large free with a call: pairs of 64 / 256 KiB
+    /// 8.35 / 8.49 → 7.63 / 7.82 ns).
     #[cold]
     #[inline(never)]
-    fn free_large_over_budget(&mut self, i: usize, bytes: usize, p: *mut u8) -> bool {
+    pub fn free_large_over_budget(&mut self, i: usize, p: *mut u8) -> bool {
+        debug_assert!((NBINS..NCB).contains(&i));
         self.large_gave_back = i;
         self.shed_large();
+        let bytes = self.bins[i].size as usize;
         if self.large_bytes + bytes > LARGE_BYTES {
             return false;
         }
@@ -943,6 +1006,20 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn medium_bin_is_the_class_or_the_page_count() {
+        let stride = crate::size_class::BIN_STRIDE;
+        for size in crate::size_class::LOOKUP_MAX + 1..=MEDIUM_MAX {
+            let want = if size <= crate::size_class::SMALL_MAX {
+                crate::size_class::size2bin(size)
+            } else {
+                NBINS + size.div_ceil(crate::util::PAGE) - LARGE_MIN_PAGES
+            };
+            assert_eq!(medium_bin_scaled(size), want * stride, "size {size}");
+            assert!(bin_bytes(want) >= size && bin_bytes(want - 1) < size, "size {size}");
+        }
     }
 
     #[test]

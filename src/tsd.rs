@@ -104,14 +104,13 @@ pub fn register_exit(v: *mut libc::c_void) -> bool {
     unsafe { libc::pthread_setspecific(KEY, v) == 0 }
 }
 
-#[cfg(test)]
+// Not with `export`: the test binary's own allocations would then go through us and read
+// the garbage this test stores in the slot as a cache pointer (`make test` builds unit tests
+// without `export`).
+#[cfg(all(test, not(feature = "export")))]
 mod tests {
     use super::*;
 
-    // Not with `export`: the test binary's own allocations would then go through us and read
-    // the garbage this test stores in the slot as a cache pointer (`make test` builds unit
-    // tests without `export`).
-    #[cfg(not(feature = "export"))]
     #[test]
     fn per_thread_and_zero_initialized() {
         set(12345);
