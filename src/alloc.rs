@@ -168,8 +168,8 @@ pub fn alloc_large(size: usize, zero: bool, fit: bool) -> *mut u8 {
 }
 
 /// malloc(size). The inlined fast path serves sizes up to `LOOKUP_MAX` (class from a table)
-/// from the thread cache; larger small sizes take `malloc_medium` (class computed), so the
-/// arithmetic stays out of the hot code: fewer bytes to fetch per call (see `free`).
+/// from the thread cache; larger sizes take `malloc_medium` (a second table, out of line), so
+/// the hot code stays short: fewer bytes to fetch per call (see `free`).
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
     if size > LOOKUP_MAX {
