@@ -37,12 +37,17 @@
 //! - Double free, without reading the block on the free path (in a large working set that
 //!   read is a cache miss per free): a free checks the slab bitmap (metadata) and the top of
 //!   the class's stack (the immediate `free(p); free(p)`), then writes `COOKIE` into the
-//!   block's first word and pushes it; a refill writes it into every block it caches. Handing
-//!   a block out checks and clears the cookie: a block freed twice is cached twice, and the
-//!   second copy to come out finds its cookie gone and is reported (`malloc(): double free or
-//!   write after free`) before it is ever handed out twice; two copies flushed together are
-//!   caught by the slab bitmap. Slow paths (realloc, large frees) also scan the stack when
-//!   they see a cookie. One constant for every block (not one per address) and no mark in
+//!   block's first word and pushes it; a refill writes it into every block it caches. A block
+//!   leaving the cache, to a malloc or in a flush back to its arena, must carry the cookie
+//!   and loses it (`take_cookies`): a block freed twice is cached twice, and the second copy
+//!   to leave finds its cookie gone and is reported (`malloc(): double free or write after
+//!   free`) before it is ever handed out twice; two copies flushed together are caught by the
+//!   slab bitmap. (Until a flush took the cookie off, a copy flushed while the other stayed
+//!   cached left the block both handed out and free in its slab: `ctests/misuse/
+//!   double_free_split_by_flush.c`. The check costs flushes a read of each block: batches of
+//!   16 / 64 KiB, which flush nearly every block, 32.9 / 75.7 → 40.1 / 92.2 ns; the
+//!   drifting cache's misses +1 %, cachegrind.) Slow paths (realloc, large frees) also scan
+//!   the stack when they see a cookie. One constant for every block (not one per address) and no mark in
 //!   the stack entries keep the check to one compare with an immediate: pairs of 16 B
 //!   121 → 110 instructions (callgrind).
 //! - Lifetime: created on a thread's first call (`current`), torn down by a pthread key
@@ -906,6 +911,7 @@ fn by_arena<G>(
 
 /// Returns small blocks of class `bin` to their slabs, one bin lock per arena.
 fn flush_small(bin: usize, blocks: &mut [usize]) {
+    take_cookies(blocks);
     by_arena(
         blocks,
         |a| a.bins[bin].lock.lock(),
@@ -919,6 +925,7 @@ fn flush_small(bin: usize, blocks: &mut [usize]) {
 
 /// Returns large blocks to their arenas' page allocators, one lock per arena; returns bytes.
 fn flush_large(blocks: &mut [usize]) -> usize {
+    take_cookies(blocks);
     let mut bytes = 0;
     by_arena(blocks, |a| a.pac.inner.lock(), |g, _, e, p| {
         // SAFETY: cached large blocks are active extents registered at their address; we hold
@@ -931,6 +938,25 @@ fn flush_large(blocks: &mut [usize]) -> usize {
         }
     }, |_, _| {});
     bytes
+}
+
+/// Blocks leaving the cache for their slab or page allocator: each must still carry the
+/// cookie (else a copy of it, freed twice, already left the cache to a malloc, or it was
+/// written after free), and loses it here, before its arena owns it again: a second copy
+/// still cached (the block freed twice, one copy flushed) is then caught when it leaves, instead
+/// of being handed out while its slab also counts the block free. All loads first, then the
+/// stores: the blocks are the cache's oldest, often cold, and their misses overlap.
+fn take_cookies(blocks: &[usize]) {
+    for &p in blocks {
+        // SAFETY: cached blocks are blocks of ≥ 8 bytes this cache owns.
+        if unsafe { *(p as *const usize) } != COOKIE {
+            lost_cookie(p as *mut u8);
+        }
+    }
+    for &p in blocks {
+        // SAFETY: as above.
+        unsafe { *(p as *mut usize) = 0 };
+    }
 }
 
 /// A freed-in block lost its cookie before leaving the cache: it was freed twice (the other

@@ -432,6 +432,8 @@ ctests! {
         free_err(&["double free"]);
     misuse_double_free_interleaved => "misuse/double_free_interleaved",
         Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
+    misuse_double_free_split_by_flush => "misuse/double_free_split_by_flush",
+        Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
     misuse_interior_small => "misuse/interior_small", free_err(&["interior pointer"]);
     misuse_interior_large => "misuse/interior_large", free_err(&["interior pointer"]);
     misuse_foreign_stack => "misuse/foreign_stack",
