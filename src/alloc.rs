@@ -16,7 +16,7 @@ use crate::rtree;
 use crate::size_class::{bin_size, size2bin, size2bin_scaled, LOOKUP_MAX, SMALL_MAX};
 use crate::slab;
 use crate::sys;
-use crate::tcache::{self, large_index, LargeFree, Tcache};
+use crate::tcache::{self, LargeFree, Tcache};
 use crate::tsd;
 use crate::util::{align_up, align_up_checked, LG_PAGE, MAX_REQUEST, PAGE};
 
@@ -285,17 +285,20 @@ fn large_misuse(e: &Extent, p: usize, func: &str) -> ! {
     report::misuse(func, kind, p)
 }
 
-/// Whether `p` (a block of extent `e`) carries the cached-block cookie and sits in the
+/// Whether small block `p` (of slab `e`) carries the cached-block cookie and sits in the
 /// calling thread's cache; reports a double free if so.
 #[inline]
 fn check_not_cached(tc: Option<&Tcache>, e: &Extent, p: usize, func: &str) {
+    // A cached large block's extent says `Cached`: `lookup_live` reported it already.
+    if !e.is_slab {
+        return;
+    }
     // SAFETY: `p` is a live block of at least 8 bytes (resolved through the rtree).
     if unsafe { *(p as *const usize) } != tcache::COOKIE {
         return;
     }
-    let i = if e.is_slab { Some(e.bin as usize) } else { large_index(e.pages()) };
-    if let (Some(tc), Some(i)) = (tc, i) {
-        if tc.holds(i, p as *mut u8) {
+    if let Some(tc) = tc {
+        if tc.holds(e.bin as usize, p as *mut u8) {
             report::misuse(func, Misuse::DoubleFree, p);
         }
     }
@@ -374,9 +377,9 @@ fn free_large(entry: usize, p: *mut u8, func: &str) {
         let e = unsafe { &*rtree::entry_extent(entry) };
         debug_assert!(!e.is_slab || e.state() != State::Active, "a live slab reached the large-block free path");
         if e.addr == p as usize && e.state() == State::Active {
-            match tc.free_large(e.pages(), p) {
+            match tc.free_large(e, p) {
                 LargeFree::Cached => return,
-                LargeFree::OverBudget(i) => return free_large_over_budget(tc, i, p, func),
+                LargeFree::OverBudget(i) => return free_large_over_budget(tc, i, e, p, func),
                 LargeFree::NotCached => {}
             }
         }
@@ -388,8 +391,8 @@ fn free_large(entry: usize, p: *mut u8, func: &str) {
 /// `free_uncacheable` saves no registers.
 #[cold]
 #[inline(never)]
-fn free_large_over_budget(tc: &mut Tcache, i: usize, p: *mut u8, func: &str) {
-    if !tc.free_large_over_budget(i, p) {
+fn free_large_over_budget(tc: &mut Tcache, i: usize, e: &Extent, p: *mut u8, func: &str) {
+    if !tc.free_large_over_budget(i, e, p) {
         free_slow(p, func)
     }
 }
@@ -462,9 +465,9 @@ fn free_slow(p: *mut u8, func: &str) {
             tc.deallocated += bin_size(bin) as u64;
         }
     } else if let Some(tc) = tc {
-        let cached = match tc.free_large(e.pages(), p) {
+        let cached = match tc.free_large(e, p) {
             LargeFree::Cached => true,
-            LargeFree::OverBudget(i) => tc.free_large_over_budget(i, p),
+            LargeFree::OverBudget(i) => tc.free_large_over_budget(i, e, p),
             LargeFree::NotCached => false,
         };
         if cached {
@@ -837,7 +840,7 @@ pub(crate) mod tests {
     fn runs_of_one_large_size_refill_several_blocks_per_miss() {
         let _x = ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
         std::thread::spawn(|| {
-            let i = large_index(16).unwrap();
+            let i = tcache::large_index(16).unwrap();
             my_tcache().flush_all();
             // Cycling through sizes in different bins: every miss takes one block.
             let mut mixed = std::vec::Vec::new();

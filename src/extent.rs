@@ -3,10 +3,10 @@
 //!
 //! Invariants (checked by `Pac::validate` in tests):
 //! - `addr` and `size` are page multiples, `size ≥ PAGE`;
-//! - a free extent (state ≠ Active) has its first and last page registered in the rtree and its
+//! - a free extent (`State::is_free`) has its first and last page registered in the rtree and its
 //!   interior pages unregistered; no two free extents of one arena and one state are adjacent
 //!   (they are coalesced on insertion);
-//! - an active large extent has its first and last page registered; an active slab has its
+//! - an active or cached large extent has its first and last page registered; an active slab has its
 //!   first and last page and every page holding a region start registered
 //!   (`slab_map::register`, with tagged entries: frees must resolve);
 //! - `is_slab ⇒ state == Active`, and `0 < nfree ≤ nregs ⇔` the slab may sit in a bin bucket.
@@ -16,9 +16,11 @@ use crate::bitmap::Bitmap;
 use crate::util::LG_PAGE;
 use core::sync::atomic::{AtomicU16, AtomicU8, Ordering};
 
-/// Page state of an extent. Free states, from cheapest to reuse to cheapest to keep:
-/// dirty (recently freed, resident), muzzy (MADV_FREE'd; unused until decay arrives),
-/// retained (fresh from the OS or MADV_DONTNEED'd: no RSS, reads back zeros).
+/// Page state of an extent. In use: active, or cached (a large block the program freed that
+/// sits in a thread cache: the page allocator treats it as in use, the program's calls as
+/// freed). Free states, from cheapest to reuse to cheapest to keep: dirty (recently freed,
+/// resident), muzzy (MADV_FREE'd; unused until decay arrives), retained (fresh from the OS or
+/// MADV_DONTNEED'd: no RSS, reads back zeros).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub enum State {
@@ -26,6 +28,7 @@ pub enum State {
     Dirty = 1,
     Muzzy = 2,
     Retained = 3,
+    Cached = 4,
 }
 
 impl State {
@@ -34,8 +37,15 @@ impl State {
             0 => State::Active,
             1 => State::Dirty,
             2 => State::Muzzy,
-            _ => State::Retained,
+            3 => State::Retained,
+            _ => State::Cached,
         }
+    }
+
+    /// Dirty, muzzy or retained: in one of the page allocator's free sets.
+    #[inline(always)]
+    pub fn is_free(self) -> bool {
+        !matches!(self, State::Active | State::Cached)
     }
 }
 
@@ -54,7 +64,9 @@ pub struct Extent {
     pub prev: *mut Extent,
     pub next: *mut Extent,
     /// `State` as u8. Sync: atomic so that lock-free misuse classification in free may read it;
-    /// written under the Pac lock.
+    /// written under the Pac lock, except Active ↔ Cached, which the thread cache holding the
+    /// block writes without it (the page allocator reads states only to find free extents,
+    /// and both values mean "in use" to it).
     state: AtomicU8,
     /// Owning arena. Sync: set under the Pac lock before publication, then immutable.
     pub arena: u8,

@@ -313,7 +313,7 @@ impl PacInner {
             let extra = pages - (*e).pages();
             let n = rtree::lookup((*e).end());
             if n.is_null()
-                || (*n).state() == State::Active
+                || !(*n).state().is_free()
                 || (*n).arena != self.arena
                 || (*n).addr != (*e).end()
                 || (*n).pages() < extra

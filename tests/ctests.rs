@@ -440,8 +440,7 @@ ctests! {
         free_err(&["pointer not allocated by oxmalloc"]);
     misuse_foreign_mmap => "misuse/foreign_mmap",
         free_err(&["pointer not allocated by oxmalloc"]);
-    misuse_double_free_large_cached => "misuse/double_free_large_cached",
-        Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
+    misuse_double_free_large_cached => "misuse/double_free_large_cached", free_err(&["double free"]);
     misuse_double_free_large => "misuse/double_free_large",
         free_err(&["double free", "pointer not a live block"]);
     misuse_sdallocx_wrong_size => "misuse/sdallocx_wrong_size",
