@@ -45,8 +45,8 @@
 //!   slab bitmap. (Until a flush took the cookie off, a copy flushed while the other stayed
 //!   cached left the block both handed out and free in its slab: `ctests/misuse/
 //!   double_free_split_by_flush.c`. The check costs flushes a read of each block: batches of
-//!   16 / 64 KiB, which flush nearly every block, 32.9 / 75.7 → 40.1 / 92.2 ns; the
-//!   drifting cache's misses +1 %, cachegrind.) Slow paths (realloc, frees) also scan the
+//!   16 KiB, which flush nearly every block, 32.9 → 40.1 ns; the drifting cache's misses
+//!   +1 %, cachegrind.) Slow paths (realloc, frees) also scan the
 //!   stack when they see a cookie. Large blocks carry no cookie: a large bin holds the
 //!   blocks' extent descriptors, marked `State::Cached` while cached, so a second free of a
 //!   cached large block is reported at once by the free path, which reads the descriptor
