@@ -46,14 +46,15 @@
 //!   cached left the block both handed out and free in its slab: `ctests/misuse/
 //!   double_free_split_by_flush.c`. The check costs flushes a read of each block: batches of
 //!   16 KiB, which flush nearly every block, 32.9 → 40.1 ns; the drifting cache's misses
-//!   +1 %, cachegrind.) Slow paths (realloc, frees) also scan the
-//!   stack when they see a cookie. Large blocks carry no cookie: a large bin holds the
-//!   blocks' extent descriptors, marked `State::Cached` while cached, so a second free of a
-//!   cached large block is reported at once by the free path, which reads the descriptor
-//!   anyway, and no large free, pop or flush touches the block itself (batches of 64 / 256
-//!   KiB 91.8 / 139.9 → 84.1 / 128.8 ns, pairs of 64 KiB 13.1 → 11.6, A/B medians of 9). One constant for every block (not one per address) and no mark in
-//!   the stack entries keep the check to one compare with an immediate: pairs of 16 B
-//!   121 → 110 instructions (callgrind).
+//!   +1 %, cachegrind.) Slow paths (realloc, frees) also scan the stack when they see a
+//!   cookie. One constant for every block (not one per address) and no mark in the stack
+//!   entries keep the check to one compare with an immediate: pairs of 16 B 121 → 110
+//!   instructions (callgrind).
+//! - Large blocks carry no cookie: a large bin holds the blocks' extent descriptors, marked
+//!   `State::Cached` while cached, so a second free of a cached large block is reported at
+//!   once by the free path, which reads the descriptor anyway, and no large free, pop or
+//!   flush touches the block itself (batches of 64 / 256 KiB 91.8 / 139.9 → 84.1 / 128.8
+//!   ns, pairs of 64 KiB 13.1 → 11.6, A/B medians of 9).
 //! - Lifetime: created on a thread's first call (`current`), torn down by a pthread key
 //!   destructor at thread exit (flushed, returned to `POOL` for the next thread); afterwards
 //!   the thread's slot says `OFF` and calls go straight to the arenas.
@@ -221,9 +222,9 @@ pub fn large_index(pages: usize) -> Option<usize> {
 /// What `Tcache::free_large` did with a block.
 pub enum LargeFree {
     Cached,
-    /// Not a cached size, or the block cached last.
+    /// Not a size the cache keeps.
     NotCached,
-    /// The large budget is spent; bin `0`'s size is cached.
+    /// The large budget is spent; the block's size is cached in bin `.0`.
     OverBudget(usize),
 }
 
@@ -642,13 +643,17 @@ impl Tcache {
     /// counted. Large blocks carry no cookie: the descriptor, which the free path reads
     /// anyway, holds the mark (`Cached`), so a large free or pop touches no line of the block
     /// (often cold: each is 36-256 KiB), and a second free of a cached block finds it not
-    /// active: a large block is never cached twice.
+    /// active: a large block is cached twice only if two threads free it at the same moment.
     #[inline(always)]
     fn took_large(&mut self, entry: usize, bytes: usize) -> *mut u8 {
         // SAFETY: large bins hold descriptors of Cached extents this cache owns (descriptors
         // are never freed).
         let e = unsafe { &*(entry as *const Extent) };
-        debug_assert!(e.state() == State::Cached && e.size == bytes);
+        // Only two threads freeing the block at the same moment can have cached it twice.
+        if e.state() != State::Cached {
+            cached_twice(e.addr as *mut u8);
+        }
+        debug_assert!(e.size == bytes);
         e.set_state(State::Active);
         self.large_bytes -= bytes;
         self.large_gc_credit(bytes);
@@ -977,7 +982,9 @@ fn flush_large(descs: &mut [usize]) -> usize {
                     keep += 1;
                     continue;
                 }
-                debug_assert!((*e).state() == State::Cached);
+                if (*e).state() != State::Cached {
+                    cached_twice((*e).addr as *mut u8);
+                }
                 (*e).set_state(State::Active);
                 bytes += (*e).size;
                 let ok = g.dalloc(e);
