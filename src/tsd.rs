@@ -94,6 +94,8 @@ pub fn create_key(destructor: unsafe extern "C" fn(*mut libc::c_void)) {
 }
 
 /// Registers `v` for the exit destructor of the calling thread (null: nothing to do at exit).
+// `v` is stored, never dereferenced here (the destructor gets it back).
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn register_exit(v: *mut libc::c_void) -> bool {
     if !KEY_OK.load(core::sync::atomic::Ordering::Acquire) {
         return false;
