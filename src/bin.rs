@@ -76,7 +76,7 @@ static BUCKET_MAGIC: [u64; crate::size_class::NBINS] = {
     let mut i = 0;
     while i < t.len() {
         let n = crate::size_class::NREGS[i] as u64;
-        t[i] = ((1u64 << 32) + n - 1) / n;
+        t[i] = (1u64 << 32).div_ceil(n);
         i += 1;
     }
     t
@@ -86,7 +86,7 @@ static BUCKET_MAGIC: [u64; crate::size_class::NBINS] = {
 /// ⌊(nfree − 1) · NBUCKETS / nregs⌋.
 #[inline]
 fn bucket_of(nfree: usize, bin: usize) -> usize {
-    (((nfree - 1) * NBUCKETS) as u64 * BUCKET_MAGIC[bin] >> 32) as usize
+    ((((nfree - 1) * NBUCKETS) as u64 * BUCKET_MAGIC[bin]) >> 32) as usize
 }
 
 impl Bin {

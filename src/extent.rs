@@ -93,7 +93,7 @@ const _: () = assert!(core::mem::size_of::<Extent>() == 128);
 
 /// Alignment of every descriptor: page-map entries keep a tag in the bits below it.
 const EXTENT_ALIGN: usize = crate::rtree::DESCRIPTOR_ALIGN;
-const _: () = assert!(core::mem::size_of::<Extent>() % EXTENT_ALIGN == 0);
+const _: () = assert!(core::mem::size_of::<Extent>().is_multiple_of(EXTENT_ALIGN));
 
 impl Extent {
     #[inline(always)]
@@ -151,6 +151,12 @@ pub struct List {
     pub head: *mut Extent,
 }
 
+impl Default for List {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl List {
     pub const fn new() -> Self {
         List { head: core::ptr::null_mut() }
@@ -205,6 +211,12 @@ impl List {
 /// Recycled descriptors of one arena. Sync: the arena's Pac lock.
 pub struct ExtentPool {
     free: *mut Extent,
+}
+
+impl Default for ExtentPool {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl ExtentPool {

@@ -89,7 +89,7 @@ pub fn cacheable_bin(entry: usize) -> Option<usize> {
 #[inline(always)]
 pub fn cacheable_bin_scaled(entry: usize) -> Option<usize> {
     use crate::size_class::BIN_STRIDE;
-    (entry & CACHEABLE_TAG != 0).then_some(crate::util::opaque(entry.wrapping_mul(BIN_STRIDE)) & (CACHEABLE_TAG - 1) * BIN_STRIDE)
+    (entry & CACHEABLE_TAG != 0).then_some(crate::util::opaque(entry.wrapping_mul(BIN_STRIDE)) & ((CACHEABLE_TAG - 1) * BIN_STRIDE))
 }
 
 /// Whether the entry is a slab page's.

@@ -6,6 +6,7 @@
 //! - 16, 32, 48, 64 (quantum spacing);
 //! - then 4 classes per doubling: (2^n, 2^(n+1)] is split at 2^n + k·2^(n-2), k = 1..4,
 //!   e.g. 80 96 112 128 | 160 192 224 256 | ... | 10240 12288 14336 | 16384 ... 32768.
+//!
 //! 36 classes up to 14336 B as in jemalloc, then 5 more up to 32 KiB (16, 20, 24, 28, 32 KiB)
 //! that jemalloc serves as large extents: slabs make batches of 32 KiB blocks a bitmap
 //! operation instead of an extent split and coalesce each (`make bench`, batch 32768).
@@ -128,7 +129,7 @@ pub static DIV_MAGIC: [u64; NBINS] = {
     let mut i = 0;
     while i < NBINS {
         let s = bin_size_compute(i) as u128;
-        t[i] = (((1u128 << 64) + s - 1) / s) as u64;
+        t[i] = (1u128 << 64).div_ceil(s) as u64;
         i += 1;
     }
     t
@@ -180,7 +181,7 @@ const _: () = {
     let mut bin = 0;
     while bin < NBINS {
         let s = bin_size_compute(bin);
-        assert!(s <= LOOKUP_MAX || s % (1 << LG_MEDIUM_STEP) == 0);
+        assert!(s <= LOOKUP_MAX || s.is_multiple_of(1 << LG_MEDIUM_STEP));
         bin += 1;
     }
 };

@@ -11,6 +11,7 @@
 //!   4. `Pac::lock` of an arena (the page allocator, extent sets, emap writes);
 //!   5. the rtree's leaf-installation lock;
 //!   6. `Base`'s bump lock (metadata allocator).
+//!
 //! A lower-ranked lock is never requested while a higher-ranked one is held. Debug builds
 //! (and so every unit test) check this on each acquisition: `Rank` below, a per-thread mask
 //! of held ranks, and a fatal line on violation. Release builds compile the check away.

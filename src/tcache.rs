@@ -404,6 +404,10 @@ unsafe fn release(tc: *mut Tcache) {
 
 /// The pthread key destructor: flush, unbind, recycle; later calls of this thread go
 /// straight to the arenas.
+///
+/// # Safety
+/// Called by pthreads at thread exit with the value registered for this thread (its cache,
+/// or anything else, which is ignored unless it is the thread's cache).
 pub unsafe extern "C" fn thread_exit(v: *mut libc::c_void) {
     let tc = v as *mut Tcache;
     if tc.is_null() || tsd::get() != tc as usize {
@@ -449,7 +453,7 @@ impl Tcache {
     /// `size_class::size2bin_scaled`) for a fast pop, as `bin_for_pop`.
     #[inline(always)]
     pub fn bin_at(&mut self, off: usize) -> &mut CacheBin {
-        debug_assert!(off % size_of::<CacheBin>() == 0 && off / size_of::<CacheBin>() < NBINS);
+        debug_assert!(off.is_multiple_of(size_of::<CacheBin>()) && off / size_of::<CacheBin>() < NBINS);
         // SAFETY: `off` is a class index times the bin size (asserted equal to
         // BIN_STRIDE), so the pointer is that class's bin; `one_base` returns the same pointer.
         unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().byte_add(off)) }
@@ -536,7 +540,7 @@ impl Tcache {
     /// is addressed through one register for all of it (magic, head, push).
     #[inline(always)]
     pub fn free_small_checked(&mut self, bin_off: usize, p: *mut u8, off: usize, bitmap: &crate::bitmap::Bitmap) -> bool {
-        debug_assert!(bin_off % size_of::<CacheBin>() == 0 && bin_off / size_of::<CacheBin>() < NBINS);
+        debug_assert!(bin_off.is_multiple_of(size_of::<CacheBin>()) && bin_off / size_of::<CacheBin>() < NBINS);
         // SAFETY: as in `free_small_at`.
         let cb = unsafe { &*crate::util::one_base(self.bins.as_mut_ptr().byte_add(bin_off)) };
         match crate::slab::region_index_magic(off, cb.magic) {
@@ -548,7 +552,7 @@ impl Tcache {
     /// `free_small` for the bin at byte offset `bin_off` (a class times the bin size).
     #[inline(always)]
     pub fn free_small_at(&mut self, bin_off: usize, p: *mut u8) -> bool {
-        debug_assert!(bin_off % size_of::<CacheBin>() == 0 && bin_off / size_of::<CacheBin>() < NBINS);
+        debug_assert!(bin_off.is_multiple_of(size_of::<CacheBin>()) && bin_off / size_of::<CacheBin>() < NBINS);
         // SAFETY: bin_off is a class times the bin size: that class's bin; `one_base` returns
         // the same pointer (see `bin_for_pop`: the push's store of `head` must have the same
         // one-register address form as the pop's load of it in the next malloc).

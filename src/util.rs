@@ -45,10 +45,7 @@ pub fn opaque(mut x: usize) -> usize {
 #[inline(always)]
 pub fn align_up_checked(x: usize, align: usize) -> Option<usize> {
     debug_assert!(align.is_power_of_two());
-    match x.checked_add(align - 1) {
-        Some(v) => Some(v & !(align - 1)),
-        None => None,
-    }
+    x.checked_add(align - 1).map(|v| v & !(align - 1))
 }
 
 /// Rounds `x` up to a multiple of `align` (a power of two). Caller guarantees no overflow.

@@ -130,7 +130,7 @@ unsafe fn resize_in_place(e: &Extent, p: *mut u8, min: usize, max: usize, align:
     if e.is_slab {
         return old; // a small block keeps its class
     }
-    if align > PAGE && p as usize % align != 0 {
+    if align > PAGE && !(p as usize).is_multiple_of(align) {
         return old;
     }
     let pages = |n: usize| align_up(n, PAGE) >> LG_PAGE;
@@ -182,7 +182,7 @@ pub unsafe fn rallocx(p: *mut u8, size: usize, flags: i32) -> *mut u8 {
         return core::ptr::null_mut();
     }
     let old = usable_of(e);
-    let aligned_ok = f.align <= 1 || p as usize % f.align == 0;
+    let aligned_ok = f.align <= 1 || (p as usize).is_multiple_of(f.align);
     if aligned_ok && f.arena.is_none() {
         if e.is_slab {
             if want <= SMALL_MAX && size2bin(want) == e.bin as usize {

@@ -10,6 +10,7 @@
 //! - read-only names refuse a write, write-only names a read, actions both: EPERM;
 //! - ENOENT: unknown name, a path that stops at an inner node, an index out of range;
 //!   EFAULT: an operation that cannot be done; EAGAIN: out of resources.
+//!
 //! Nothing here allocates; strings returned are static.
 
 pub mod names;

@@ -411,7 +411,10 @@ fn thread_allocatedp(_: &Idx, r: &Req) -> R {
     r.readonly()?;
     crate::init::ensure();
     match tcache::current() {
-        Some(t) => r.read(&raw mut t.allocated as *mut u64),
+        Some(t) => {
+            let counter: *mut u64 = &raw mut t.allocated;
+            r.read(counter)
+        }
         None => Err(libc::EAGAIN),
     }
 }
@@ -419,7 +422,10 @@ fn thread_allocatedp(_: &Idx, r: &Req) -> R {
 fn thread_deallocatedp(_: &Idx, r: &Req) -> R {
     r.readonly()?;
     match tcache::current() {
-        Some(t) => r.read(&raw mut t.deallocated as *mut u64),
+        Some(t) => {
+            let counter: *mut u64 = &raw mut t.deallocated;
+            r.read(counter)
+        }
         None => Err(libc::EAGAIN),
     }
 }

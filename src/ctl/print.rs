@@ -178,7 +178,7 @@ fn arena_text(w: &mut Out, o: &Opts, s: &ArenaStats) {
             skipped = false;
         }
         let cap = (b.curslabs * nregs(j)) as u64;
-        let util = if cap == 0 { 0 } else { b.curregs as u64 * 1000 / cap };
+        let util = (b.curregs as u64 * 1000).checked_div(cap).unwrap_or(0);
         w.s("              ").col(bin_size(j) as u64, 6).col(j as u64, 4);
         w.col((b.curregs * bin_size(j)) as u64, 13).col(b.nmalloc, 13).col(b.ndalloc, 13);
         w.col(b.curregs as u64, 9).col(b.curslabs as u64, 9).col(b.nonfull_slabs as u64, 14);

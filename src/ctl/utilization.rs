@@ -36,7 +36,7 @@ fn triple(p: usize) -> [usize; 3] {
 }
 
 pub fn batch_query(_: &super::names::Idx, r: &Req) -> R {
-    if r.newp.is_null() || r.newlen == 0 || r.newlen % 8 != 0 || !r.wants_read() {
+    if r.newp.is_null() || r.newlen == 0 || !r.newlen.is_multiple_of(8) || !r.wants_read() {
         return Err(EINVAL);
     }
     let n = r.newlen / 8;
