@@ -921,29 +921,31 @@ impl Tcache {
     }
 }
 
-/// Calls `each(arena, extent, block)` for every cached entry of `blocks`, arena by arena, with
-/// `lock(arena)` held around each arena's group and `done(guard, arena)` called at its end:
-/// one lock per arena, however the blocks mix (frees of other threads' blocks travel home this
-/// way). Reorders `blocks`.
+/// Calls `each(guard, arena, extent, entry)` for every cache entry of `entries` (a small
+/// bin's block addresses, a large bin's descriptors: `extent_of` resolves either), arena by
+/// arena, with `lock(arena)` held around each arena's group and `done(guard, arena)` called
+/// at its end: one lock per arena, however the entries mix (frees of other threads' blocks
+/// travel home this way). Reorders `entries`.
 fn by_arena<G>(
-    blocks: &mut [usize],
+    entries: &mut [usize],
+    extent_of: impl Fn(usize) -> *mut Extent,
     mut lock: impl FnMut(&'static Arena) -> G,
-    mut each: impl FnMut(&mut G, &'static Arena, *mut Extent, *mut u8),
+    mut each: impl FnMut(&mut G, &'static Arena, *mut Extent, usize),
     mut done: impl FnMut(&mut G, &'static Arena),
 ) {
-    let mut todo = blocks.len();
+    let mut todo = entries.len();
     while todo > 0 {
-        let a = arena::get(registered(blocks[0] as *mut u8).arena);
+        // SAFETY: `extent_of` returns live descriptors (never freed).
+        let a = arena::get(unsafe { (*extent_of(entries[0])).arena });
         let mut g = lock(a);
         let mut keep = 0;
         for j in 0..todo {
-            let p = blocks[j] as *mut u8;
-            let e = registered(p) as *const Extent as *mut Extent;
-            // SAFETY: `registered` returned a live descriptor.
+            let e = extent_of(entries[j]);
+            // SAFETY: as above.
             if unsafe { (*e).arena } == a.id {
-                each(&mut g, a, e, p);
+                each(&mut g, a, e, entries[j]);
             } else {
-                blocks[keep] = blocks[j];
+                entries[keep] = entries[j];
                 keep += 1;
             }
         }
@@ -957,47 +959,33 @@ fn flush_small(bin: usize, blocks: &mut [usize]) {
     take_cookies(blocks);
     by_arena(
         blocks,
+        |p| registered(p as *mut u8) as *const Extent as *mut Extent,
         |a| a.bins[bin].lock.lock(),
         |g, a, e, p| {
             // SAFETY: `e` is the active slab of class `bin` holding `p`; we hold its bin's lock.
-            unsafe { g.free(&a.pac, e, p as usize, "free") }
+            unsafe { g.free(&a.pac, e, p, "free") }
         },
         |g, a| g.settle(&a.pac),
     );
 }
 
-/// Returns large blocks to their arenas' page allocators, one lock per arena; returns bytes.
 /// Returns large blocks (their descriptors, as the large bins hold them) to their arenas'
 /// page allocators, one lock per arena; returns bytes.
 fn flush_large(descs: &mut [usize]) -> usize {
     let mut bytes = 0;
-    let mut todo = descs.len();
-    while todo > 0 {
-        // SAFETY: large bins hold descriptors of Cached extents (never freed).
-        let a = arena::get(unsafe { (*(descs[0] as *const Extent)).arena });
-        let mut g = a.pac.inner.lock();
-        let mut keep = 0;
-        for j in 0..todo {
-            let e = descs[j] as *mut Extent;
-            // SAFETY: as above; we hold the extent's arena's Pac lock.
-            unsafe {
-                if (*e).arena != a.id {
-                    descs[keep] = descs[j];
-                    keep += 1;
-                    continue;
-                }
-                if (*e).state() != State::Cached {
-                    cached_twice((*e).addr as *mut u8);
-                }
-                (*e).set_state(State::Active);
-                bytes += (*e).size;
-                let ok = g.dalloc(e);
-                debug_assert!(ok);
+    by_arena(descs, |d| d as *mut Extent, |a| a.pac.inner.lock(), |g, _, e, _| {
+        // SAFETY: large bins hold descriptors of extents marked Cached (never freed); we
+        // hold their arena's Pac lock.
+        unsafe {
+            if (*e).state() != State::Cached {
+                cached_twice((*e).addr as *mut u8);
             }
+            (*e).set_state(State::Active);
+            bytes += (*e).size;
+            let ok = g.dalloc(e);
+            debug_assert!(ok);
         }
-        drop(g);
-        todo = keep;
-    }
+    }, |_, _| {});
     bytes
 }
 
