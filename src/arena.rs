@@ -60,26 +60,23 @@ impl Arena {
         self.pac.inner.lock().validate();
     }
 
-    /// Takes every lock of the arena in rank order (fork prepare).
-    fn prefork(&self) {
+    /// Takes the arena's bin locks in index order (fork prepare; rank 3).
+    fn prefork_bins(&self) {
         for b in self.bins.iter() {
             b.lock.raw_lock();
         }
-        self.pac.prefork();
     }
 
-    fn postfork_parent(&self) {
-        self.pac.postfork_parent();
+    fn postfork_parent_bins(&self) {
         for b in self.bins.iter().rev() {
-            // SAFETY: taken in `prefork` by this thread.
+            // SAFETY: taken in `prefork_bins` by this thread.
             unsafe { b.lock.force_unlock() };
         }
     }
 
-    fn postfork_child(&self) {
-        self.pac.postfork_child();
+    fn postfork_child_bins(&self) {
         for b in self.bins.iter() {
-            // SAFETY: fork child, single thread, after `prefork`.
+            // SAFETY: fork child, single thread, after `prefork_bins`.
             unsafe { b.lock.reset_after_fork() };
         }
     }
@@ -235,18 +232,27 @@ fn create(i: usize) -> Option<&'static Arena> {
     try_get(i)
 }
 
-/// Fork prepare: freeze the table, then take every arena's locks in order.
+/// Fork prepare: freeze the table, then take the locks in rank order: every arena's bin
+/// locks (rank 3), then every arena's page-allocator lock (rank 4). (Arena by arena, bins then
+/// page allocator, took a bin lock while another arena's rank-4 lock was held: the debug
+/// builds' rank check aborted every fork.)
 pub fn prefork() {
     CREATE.raw_lock();
     for a in all() {
-        a.prefork();
+        a.prefork_bins();
+    }
+    for a in all() {
+        a.pac.prefork();
     }
 }
 
 pub fn postfork_parent() {
     let n = all().count();
     for i in (0..n).rev() {
-        get(i as u8).postfork_parent();
+        get(i as u8).pac.postfork_parent();
+    }
+    for i in (0..n).rev() {
+        get(i as u8).postfork_parent_bins();
     }
     // SAFETY: taken in `prefork` by this thread.
     unsafe { CREATE.force_unlock() };
@@ -254,7 +260,8 @@ pub fn postfork_parent() {
 
 pub fn postfork_child() {
     for a in all() {
-        a.postfork_child();
+        a.pac.postfork_child();
+        a.postfork_child_bins();
     }
     // SAFETY: fork child, single thread, taken in `prefork`.
     unsafe { CREATE.reset_after_fork() };
