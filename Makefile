@@ -2,11 +2,13 @@
 PREFIX  ?= /usr/local
 CARGO   ?= cargo
 LIB     := target/release/liboxmalloc.so
+# The debug library: debug assertions, lock-rank checks (ctests-debug).
+LIB_DEBUG := target/debug/liboxmalloc.so
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 # The main job: a real program under the allocator (override: make run CMD="...").
 CMD     ?= /usr/bin/python3 scripts/demo.py
 
-.PHONY: all build deps header test unit ctests programs run bench bench-foundation install clean
+.PHONY: all build build-debug deps header test unit ctests ctests-debug programs run bench bench-foundation install clean
 
 # `make` builds the release library and regenerates the header; `make test` only checks that
 # the checked-in header is current (so a stale commit fails CI).
@@ -14,6 +16,9 @@ all: build header
 
 build:
 	$(CARGO) build --release
+
+build-debug:
+	$(CARGO) build
 
 # Regenerates include/oxmalloc.h with cbindgen (tests/header.rs fails when it is stale).
 header:
@@ -24,13 +29,18 @@ deps:
 	scripts/install-deps.sh
 
 # Every test: Rust unit tests, header freshness, C programs (linked and LD_PRELOAD), real programs.
-test: deps build unit ctests programs
+test: deps build unit ctests ctests-debug programs
 
 unit:
 	$(CARGO) test --no-default-features --lib --test header
 
 ctests: build
 	OXMALLOC_LIB=$(CURDIR)/$(LIB) $(CARGO) test --no-default-features --test ctests
+
+# The same C programs on the debug library, whose assertions and lock-rank checks the release
+# build compiles away (they caught fork's lock order, which only debug builds check).
+ctests-debug: build-debug
+	OXMALLOC_LIB=$(CURDIR)/$(LIB_DEBUG) $(CARGO) test --no-default-features --test ctests
 
 programs: build
 	OXMALLOC_LIB=$(CURDIR)/$(LIB) scripts/run-programs.sh
