@@ -377,7 +377,7 @@ fn free_large(entry: usize, p: *mut u8, func: &str) {
         let e = unsafe { &*rtree::entry_extent(entry) };
         debug_assert!(!e.is_slab || e.state() != State::Active, "a live slab reached the large-block free path");
         if e.addr == p as usize && e.state() == State::Active {
-            match tc.free_large(e, p) {
+            match tc.free_large(e) {
                 LargeFree::Cached => return,
                 LargeFree::OverBudget(i) => return free_large_over_budget(tc, i, e, p, func),
                 LargeFree::NotCached => {}
@@ -392,7 +392,7 @@ fn free_large(entry: usize, p: *mut u8, func: &str) {
 #[cold]
 #[inline(never)]
 fn free_large_over_budget(tc: &mut Tcache, i: usize, e: &Extent, p: *mut u8, func: &str) {
-    if !tc.free_large_over_budget(i, e, p) {
+    if !tc.free_large_over_budget(i, e) {
         free_slow(p, func)
     }
 }
@@ -465,9 +465,9 @@ fn free_slow(p: *mut u8, func: &str) {
             tc.deallocated += bin_size(bin) as u64;
         }
     } else if let Some(tc) = tc {
-        let cached = match tc.free_large(e, p) {
+        let cached = match tc.free_large(e) {
             LargeFree::Cached => true,
-            LargeFree::OverBudget(i) => tc.free_large_over_budget(i, e, p),
+            LargeFree::OverBudget(i) => tc.free_large_over_budget(i, e),
             LargeFree::NotCached => false,
         };
         if cached {

@@ -439,23 +439,15 @@ impl Tcache {
         self.took(entry, bin_size(bin))
     }
 
-    /// Cache bin `i` (< NCB) for a fast pop: addressed through one register
-    /// (`util::one_base`), so that the pop's load and store of `head` share one address form.
-    #[inline(always)]
-    pub fn bin_for_pop(&mut self, i: usize) -> &mut CacheBin {
-        debug_assert!(i < NCB);
-        // SAFETY: i < NCB (callers pass a class or large_index result); `one_base` returns
-        // the same pointer.
-        unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().add(i)) }
-    }
-
-    /// Cache bin at byte offset `off` of `bins` (a class times `BIN_STRIDE`, from
-    /// `size_class::size2bin_scaled`) for a fast pop, as `bin_for_pop`.
+    /// Cache bin at byte offset `off` of `bins` (a bin index times `BIN_STRIDE`, from
+    /// `size_class::size2bin_scaled` or `MEDIUM_BIN`) for a fast pop: addressed through one
+    /// register (`util::one_base`), so that the pop's load and store of `head` share one
+    /// address form.
     #[inline(always)]
     pub fn bin_at(&mut self, off: usize) -> &mut CacheBin {
-        debug_assert!(off.is_multiple_of(size_of::<CacheBin>()) && off / size_of::<CacheBin>() < NBINS);
-        // SAFETY: `off` is a class index times the bin size (asserted equal to
-        // BIN_STRIDE), so the pointer is that class's bin; `one_base` returns the same pointer.
+        debug_assert!(off.is_multiple_of(size_of::<CacheBin>()) && off / size_of::<CacheBin>() < NCB);
+        // SAFETY: `off` is a bin index times the bin size (asserted equal to BIN_STRIDE), so
+        // the pointer is that bin; `one_base` returns the same pointer.
         unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().byte_add(off)) }
     }
 
@@ -554,7 +546,7 @@ impl Tcache {
     pub fn free_small_at(&mut self, bin_off: usize, p: *mut u8) -> bool {
         debug_assert!(bin_off.is_multiple_of(size_of::<CacheBin>()) && bin_off / size_of::<CacheBin>() < NBINS);
         // SAFETY: bin_off is a class times the bin size: that class's bin; `one_base` returns
-        // the same pointer (see `bin_for_pop`: the push's store of `head` must have the same
+        // the same pointer (see `bin_at`: the push's store of `head` must have the same
         // one-register address form as the pop's load of it in the next malloc).
         let cb = unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().byte_add(bin_off)) };
         if cb.top_is(p) {
@@ -669,9 +661,7 @@ impl Tcache {
     #[inline(always)]
     pub fn pop_medium(&mut self, size: usize) -> Option<*mut u8> {
         let off = medium_bin_scaled(size);
-        // SAFETY: `off` is a cache bin's byte offset (`MEDIUM_BIN`); `one_base` returns the
-        // same pointer (as in `bin_at`).
-        let cb = unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().byte_add(off)) };
+        let cb = self.bin_at(off);
         let entry = cb.pop_fast()?;
         let bytes = cb.size as usize;
         if off >= NBINS * size_of::<CacheBin>() {
@@ -691,12 +681,12 @@ impl Tcache {
         self.gc_at += size.saturating_sub(GC_LARGE_WEIGHT) as u64;
     }
 
-    /// Caches large block `p`, whose active extent is `e`, if its size is cached and the byte
-    /// budget allows. `OverBudget(i)`: the budget is spent; the caller goes on with
-    /// `free_large_over_budget(i, e, p)`.
+    /// Caches the large block of active extent `e` (the program freed `e.addr`) if its size
+    /// is cached and the byte budget allows. `OverBudget(i)`: the budget is spent; the caller
+    /// goes on with `free_large_over_budget(i, e)`.
     #[inline]
-    pub fn free_large(&mut self, e: &Extent, p: *mut u8) -> LargeFree {
-        debug_assert!(e.state() == State::Active && e.addr == p as usize && !e.is_slab);
+    pub fn free_large(&mut self, e: &Extent) -> LargeFree {
+        debug_assert!(e.state() == State::Active && !e.is_slab);
         let pages = e.pages();
         let i = match large_index(pages) {
             Some(i) => i,
@@ -706,18 +696,18 @@ impl Tcache {
         if self.large_bytes + bytes > LARGE_BYTES {
             return LargeFree::OverBudget(i);
         }
-        self.cache_large(i, e, p);
+        self.cache_large(i, e);
         LargeFree::Cached
     }
 
-    /// `free_large` of `p` into bin `i` when the budget is full: sheds, then caches `p` if
-    /// it now fits; false if it does not. Reached through a tail call from
+    /// `free_large` of `e`'s block into bin `i` when the budget is full: sheds, then caches
+    /// the block if it now fits; false if it does not. Reached through a tail call from
     /// `alloc::free_large`, so that the common path makes no call that needs its registers
     /// saved (6 pushes and pops on every large free with a call: pairs of 64 / 256 KiB
     /// 8.35 / 8.49 → 7.63 / 7.82 ns).
     #[cold]
     #[inline(never)]
-    pub fn free_large_over_budget(&mut self, i: usize, e: &Extent, p: *mut u8) -> bool {
+    pub fn free_large_over_budget(&mut self, i: usize, e: &Extent) -> bool {
         debug_assert!((NBINS..NCB).contains(&i));
         self.large_gave_back = i;
         self.shed_large();
@@ -725,7 +715,7 @@ impl Tcache {
         if self.large_bytes + bytes > LARGE_BYTES {
             return false;
         }
-        self.cache_large(i, e, p);
+        self.cache_large(i, e);
         true
     }
 
@@ -772,11 +762,10 @@ impl Tcache {
         debug_assert!(ok, "large_miss counted the free slots");
     }
 
-    /// Pushes large block `p`, whose active extent is `e`, onto bin `i` (the budget has room)
-    /// and marks the extent `Cached`: a second free of `p` now finds it not active.
+    /// Pushes the large block of active extent `e` onto bin `i` (the budget has room) and
+    /// marks the extent `Cached`: a second free of the block now finds it not active.
     #[inline(always)]
-    fn cache_large(&mut self, i: usize, e: &Extent, p: *mut u8) {
-        debug_assert!(e.addr == p as usize);
+    fn cache_large(&mut self, i: usize, e: &Extent) {
         e.set_state(State::Cached);
         let bytes = e.size;
         self.deallocated += bytes as u64;
@@ -959,7 +948,7 @@ fn flush_small(bin: usize, blocks: &mut [usize]) {
     take_cookies(blocks);
     by_arena(
         blocks,
-        |p| registered(p as *mut u8) as *const Extent as *mut Extent,
+        registered,
         |a| a.bins[bin].lock.lock(),
         |g, a, e, p| {
             // SAFETY: `e` is the active slab of class `bin` holding `p`; we hold its bin's lock.
@@ -1020,13 +1009,12 @@ fn lost_cookie(p: *mut u8) -> ! {
 /// the cache held `p` twice (a double free) and the first copy just went back and merged
 /// into a free extent.
 #[inline]
-fn registered(p: *mut u8) -> &'static Extent {
-    let e = rtree::lookup(p as usize);
+fn registered(p: usize) -> *mut Extent {
+    let e = rtree::lookup(p);
     if e.is_null() {
-        cached_twice(p);
+        cached_twice(p as *mut u8);
     }
-    // SAFETY: registered descriptors are never freed (only recycled).
-    unsafe { &*e }
+    e
 }
 
 /// A block leaving the cache was cached twice (freed twice; the other copy already left).
