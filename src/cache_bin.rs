@@ -70,7 +70,14 @@ impl CacheBin {
     pub unsafe fn new(slots: *mut usize, cap: u16, cap_max: u16, nfill: u16, size: u32, magic: u64) -> CacheBin {
         debug_assert!(cap <= cap_max && slots_for(cap_max) * 8 < 1 << 16);
         let end = slots.add(cap_max as usize);
-        *end = 0; // the sentinel
+        // The sentinel. A cache's slots are fresh zeroed memory or a pooled cache's (whose
+        // sentinels pushes never overwrite): written only if not already 0, since a read of
+        // an untouched page maps the shared zero page where a write would commit one page per
+        // bin (97 bins over 324 KiB of slots): peak RSS of thread churn 2.9 → 2.5 MiB, of
+        // pairs 2.3 → 2.1 MiB.
+        if *end != 0 {
+            *end = 0;
+        }
         CacheBin {
             head: end,
             magic,
