@@ -14,10 +14,19 @@
 //! - Growth: a small class whose stack overflows twice between two GC visits while it is also
 //!   being refilled (the thread frees and reallocates batches bigger than the stack) doubles
 //!   its capacity, up to `GROWN_BIN_BYTES` worth (≤ 1024 blocks), all classes of a thread
-//!   together at most `GROWN_BYTES` (4 MiB) beyond their base. GC halves a grown capacity again when
+//!   together at most `GROWN_BYTES` (16 MiB) beyond their base. GC halves a grown capacity again when
 //!   the class sat idle or left a quarter of it unused for a whole GC period. Batches of 1000
 //!   blocks of 256 B / 1 KiB / 4 KiB: 37 / 50 / 52 → 12-16 / 18 / 47 ns per malloc+free;
 //!   RSS/live of the drifting cache 1.181 → 1.186, other peak RSS unchanged.
+//! - A grown class's GC period is at least what it holds: GC skips a grown bin until the
+//!   thread allocated `cap × size` bytes since its last visit. A round robin over all bins
+//!   comes every ~6 MiB allocated; a 1000-block batch of 8 or 16 KiB blocks (8-16 MiB per
+//!   round) met several visits per round, each of which gave back 3/4 of what the draining
+//!   stack had left (its low-water mark) just before the round used it. With that and 16
+//!   MiB of growth (was 4): batches of 8 / 16 KiB 37.5 / 42.6 → 11.2 / 14.4 ns (tcmalloc 11 /
+//!   15), their peak RSS and the drifting cache's RSS/live unchanged (1.189 / 1.188); letting
+//!   grown bins skip the low-water give-back without a period instead raised RSS/live to
+//!   1.201 (drifting-size bins grow too).
 //! - Refill: a small miss takes `nfill` blocks from the arena bin under one lock (fullest
 //!   slabs first). A large miss takes one block, or up to 4 under one page-allocator lock
 //!   when the thread's last three large misses and its last large free that had to give
@@ -81,12 +90,15 @@ pub const NCB: usize = NBINS + NLARGE;
 
 const SMALL_BIN_BYTES: usize = 64 << 10;
 /// What a small class's capacity may grow to (in bytes; at most 1024 blocks, at least the
-/// base capacity), and the most a thread's caches may grow in all beyond their base
-/// (tcmalloc's per-thread maximum). With 1 and 2 MiB, batches of 1000 blocks of 4 KiB ran at
-/// 37 ns per malloc+free, with 4 MiB at 15 (tcmalloc 15); drifting-cache and larson RSS
-/// unchanged.
-const GROWN_BIN_BYTES: usize = 4 << 20;
-const GROWN_BYTES: usize = 4 << 20;
+/// base capacity), and the most a thread's caches may grow in all beyond their base. With 1
+/// and 2 MiB, batches of 1000 blocks of 4 KiB ran at 37 ns per malloc+free, with 4 MiB
+/// (tcmalloc's per-thread maximum) at 15 (tcmalloc 15); with 16 MiB (and the GC period of
+/// grown bins, module header) batches of 8 and 16 KiB fit too: 37.5 / 42.6 → 11.2 / 14.4 ns.
+/// Growth needs a class that overflows while being refilled (batches that come back), and an
+/// idle class drains within a few GC periods, so the memory held is what the thread's next
+/// round uses; drifting-cache and larson RSS unchanged.
+const GROWN_BIN_BYTES: usize = 16 << 20;
+const GROWN_BYTES: usize = 16 << 20;
 const LARGE_BIN_CAP: usize = 8;
 /// Most blocks one large refill takes for the cache besides the one it returns (`large_miss`:
 /// a large bin refills at most half its capacity).
@@ -251,6 +263,8 @@ pub struct Tcache {
     grown_bytes: usize,
     /// Blocks each bin held after its last GC visit (idle detection).
     visit_ncached: [u16; NCB],
+    /// `allocated` at each small bin's last GC visit (the period of grown bins).
+    visit_at: [u64; NBINS],
     /// The arena this thread allocates from.
     pub arena: &'static Arena,
     /// Link in `POOL` while unused.
@@ -380,6 +394,7 @@ unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
     }
     core::ptr::addr_of_mut!((*tc).grown_bytes).write(0);
     core::ptr::addr_of_mut!((*tc).visit_ncached).write([0; NCB]);
+    core::ptr::addr_of_mut!((*tc).visit_at).write([0; NBINS]);
     core::ptr::addr_of_mut!((*tc).allocated).write(0);
     core::ptr::addr_of_mut!((*tc).gc_at).write(GC_BYTES);
     core::ptr::addr_of_mut!((*tc).deallocated).write(0);
@@ -847,12 +862,17 @@ impl Tcache {
 
     /// One GC visit (jemalloc's policy): the next class in round-robin order gives back 3/4
     /// of what it did not use since its previous visit, and halves its refill size (refills
-    /// double it). One class per event keeps the event cheap.
+    /// double it). One class per event keeps the event cheap. A grown small bin is skipped
+    /// until the thread allocated as many bytes as the bin can hold since its last visit
+    /// (module header: a batch drains its stack over more than one round robin).
     fn gc_event(&mut self) {
         self.gc_at = self.allocated + GC_BYTES;
         let i = self.gc_cursor;
         self.gc_cursor = if i + 1 == NCB { 0 } else { i + 1 };
         let cb = &mut self.bins[i];
+        if i < NBINS && cb.cap() > CAP[i] && self.allocated.saturating_sub(self.visit_at[i]) < cb.cap() as u64 * cb.size as u64 {
+            return;
+        }
         // Untouched since the last visit: as many blocks as then and none popped below that
         // (a bin in use rarely ends a GC period exactly where it started it).
         let (ncached, low_water) = (cb.ncached(), cb.low_water());
@@ -880,6 +900,9 @@ impl Tcache {
         cb.overflowed = false;
         cb.refilled = false;
         self.visit_ncached[i] = cb.ncached();
+        if i < NBINS {
+            self.visit_at[i] = self.allocated;
+        }
     }
 
     /// Checks every bin (tests).
@@ -1092,6 +1115,41 @@ mod tests {
     }
 
     #[test]
+    fn batches_of_16k_blocks_stay_cached_and_drain_when_idle() {
+        std::thread::spawn(|| {
+            let bin = crate::size_class::size2bin(16384);
+            let ps: &mut [*mut u8] = &mut [core::ptr::null_mut(); 1000];
+            for _ in 0..6 {
+                for p in ps.iter_mut() {
+                    *p = crate::alloc::malloc(16384);
+                }
+                for &p in ps.iter() {
+                    crate::alloc::free(p, "free");
+                }
+            }
+            let tc = current().unwrap();
+            tc.validate();
+            // 16 MiB of blocks per round: GC visits come every ~6 MiB allocated, and would
+            // give back what the draining stack had left if a grown bin's period were not
+            // what it holds.
+            assert_eq!(tc.bins[bin].cap(), 1024, "a 1000-block batch grows the 16 KiB class to its maximum");
+            assert!(tc.bins[bin].ncached() >= 1000, "the whole batch stays cached: {}", tc.bins[bin].ncached());
+            // Idle while the thread allocates other sizes: drained and back to the base
+            // capacity (visits 16, 8, 4 ... MiB apart).
+            for _ in 0..(3 << 20) {
+                crate::alloc::free(crate::alloc::malloc(64), "free");
+            }
+            let tc = current().unwrap();
+            tc.validate();
+            assert_eq!(tc.bins[bin].cap(), CAP[bin]);
+            assert_eq!(tc.grown_bytes, 0);
+            assert!(tc.bins[bin].ncached() <= CAP[bin]);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
     fn medium_bin_is_the_class_or_the_page_count() {
         let stride = crate::size_class::BIN_STRIDE;
         for size in crate::size_class::LOOKUP_MAX + 1..=MEDIUM_MAX {
@@ -1112,7 +1170,7 @@ mod tests {
         assert_eq!(CAP[NBINS - 1], 20); // 32 KiB
         assert_eq!(CAP_MAX[crate::size_class::size2bin(1024)], 1024);
         assert_eq!(CAP_MAX[crate::size_class::size2bin(4096)], 1024);
-        assert_eq!(CAP_MAX[NBINS - 1], 128);
+        assert_eq!(CAP_MAX[NBINS - 1], 512);
         assert_eq!(CAP_MAX[NBINS], CAP[NBINS]); // large bins do not grow
         assert_eq!(large_index(9), Some(NBINS));
         assert_eq!(large_index(64), Some(NCB - 1));
