@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
     build-essential g++ make pkg-config
-    python3 perl git sqlite3 redis-server redis-tools
+    python3 perl git sqlite3 redis-server redis-tools libpython3.11-testsuite procps
     libjemalloc2 libjemalloc-dev libmimalloc2.0 libtcmalloc-minimal4
 )
 missing=()

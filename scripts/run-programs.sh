@@ -14,7 +14,8 @@
 #
 # Env knobs: OXMALLOC_LIB (library path), EXPECT_LIB_NAME (substring the binding target's file
 # name must contain; default liboxmalloc), KEEP_TMP=1 (keep the temp folder for inspection),
-# ONLY="python cxx ..." (run only these checks).
+# ONLY="python cxx ..." (run only these checks; the names: python cxx cxx_bad_alloc redis sqlite
+# git perl cpython), CPYTHON_TESTS="test_dict ..." (the CPython test modules `cpython` runs).
 #
 # Prints PASS name / FAIL name: reason per check and ends with "N passed, N failed".
 set -u
@@ -492,6 +493,81 @@ check_perl() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# CPython's own regression tests (Debian's libpython3.11-testsuite) on Debian's interpreter, every
+# object allocation routed to malloc (PYTHONMALLOC=malloc): threads, fork, subprocesses,
+# multiprocessing, signals, mmap, gc, tracemalloc, and the containers. The modules run in two
+# worker processes; a module that fails under the preload is run again without it, and only a
+# failure the plain run does not share counts (some modules need what a CI machine lacks).
+# The proof of preload: while the tests run, every python3.11 process whose environment holds
+# our LD_PRELOAD is looked up in /proc and must map the library (LD_DEBUG would change what the
+# tests see: test_subprocess counts the child's open descriptors and reads its stderr).
+CPYTHON_TESTS=${CPYTHON_TESTS:-"test_os test_threading test_fork1 test_thread test_mmap test_gc test_tracemalloc
+    test_dict test_list test_bytes test_subprocess test_multiprocessing_fork test_json test_re
+    test_unicode test_set test_pickle test_sort test_weakref test_itertools test_deque
+    test_functools test_threading_local test_queue test_signal"}
+
+# failed_modules FILE: the module names regrtest lists under "N test(s) failed:".
+failed_modules() {
+    awk '/^[0-9]+ tests? failed:$/ { f = 1; next } f && /^    / { print; next } { f = 0 }' "$1" | xargs
+}
+
+check_cpython() {
+    local d=$TMP/cpython
+    mkdir -p "$d"
+    local py=/usr/bin/python3.11
+    if [ ! -x "$py" ] || [ ! -d /usr/lib/python3.11/test/libregrtest ]; then
+        REASON="CPython's test suite not installed (apt-get install libpython3.11-testsuite)"; return 1
+    fi
+    local rc
+    DETAIL=$d/out
+    # shellcheck disable=SC2086
+    PYTHONMALLOC=malloc LD_PRELOAD=$LIB timeout -k 10 900 "$py" -m test -j2 --timeout 600 $CPYTHON_TESTS \
+        >"$d/out" 2>&1 &
+    local runner=$! p
+    : >"$d/seen"
+    # A process seen without the mapping three times in a row (≥ 0.6 s: past the dynamic
+    # loader's start-up) counts as unmapped.
+    declare -A misses=()
+    while kill -0 "$runner" 2>/dev/null; do
+        for p in $(pgrep -x python3.11); do
+            grep -q "^$p " "$d/seen" && continue
+            tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -q -x -F "LD_PRELOAD=$LIB" || continue
+            if grep -q -F -- "$LIB" "/proc/$p/maps" 2>/dev/null; then
+                echo "$p mapped" >>"$d/seen"
+            elif [ -e "/proc/$p" ]; then
+                misses[$p]=$((${misses[$p]:-0} + 1))
+                [ "${misses[$p]}" -lt 3 ] || echo "$p unmapped: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-200)" >>"$d/seen"
+            fi
+        done
+        sleep 0.3
+    done
+    wait "$runner"
+    rc=$?
+    local failed env_failed="" ntests
+    failed=$(failed_modules "$d/out")
+    if [ $rc -ne 0 ]; then
+        if [ -z "$failed" ]; then REASON="regrtest: $(rc_text $rc), no failed module named"; return 1; fi
+        DETAIL=$d/base
+        # shellcheck disable=SC2086
+        PYTHONMALLOC=malloc timeout -k 10 900 "$py" -m test --timeout 600 $failed >"$d/base" 2>&1
+        env_failed=$(failed_modules "$d/base")
+        local t new=""
+        for t in $failed; do
+            [[ " $env_failed " == *" $t "* ]] || new="$new $t"
+        done
+        DETAIL=$d/out
+        if [ -n "$new" ]; then REASON="failed only under the preload:$new"; return 1; fi
+    fi
+    ntests=$(grep -cE '^[0-9:]+ load avg: [0-9.]+ \[ *[0-9]+/[0-9]+' "$d/out")
+    local npy nbad
+    npy=$(grep -c ' mapped$' "$d/seen")
+    nbad=$(grep -c ' unmapped' "$d/seen")
+    if [ "$nbad" -gt 0 ]; then DETAIL=$d/seen; REASON="$nbad python3.11 processes ran without the library"; return 1; fi
+    if [ "$npy" -lt 3 ]; then REASON="only $npy preloaded python3.11 processes seen (regrtest and two workers expected)"; return 1; fi
+    REASON="$ntests modules${env_failed:+ (failing without the preload too: $env_failed)}, $npy python3.11 processes seen mapping the library"
+}
+
+# ---------------------------------------------------------------------------------------------
 echo "run-programs: library $LIB (binding target must contain '$EXPECT')"
 if [ ! -f "$LIB" ]; then
     echo "FAIL library: $LIB not found (cargo build --release, or set OXMALLOC_LIB)"
@@ -500,7 +576,7 @@ if [ ! -f "$LIB" ]; then
 fi
 LIB=$(readlink -f "$LIB")
 
-for name in python cxx cxx_bad_alloc redis sqlite git perl; do
+for name in python cxx cxx_bad_alloc redis sqlite git perl cpython; do
     want "$name" || continue
     REASON=""
     DETAIL=""
