@@ -53,15 +53,35 @@ impl Tcache {
         cb.set_cap(new_cap as u16);
         true
     }
+
     /// One GC visit (jemalloc's policy): the next class in round-robin order gives back 3/4
     /// of what it did not use since its previous visit, and halves its refill size (refills
-    /// double it). One class per event keeps the event cheap. A grown small bin is skipped
-    /// until the thread allocated as many bytes as the bin can hold since its last visit
-    /// (module header: a batch drains its stack over more than one round robin).
+    /// double it). One class per event keeps the event cheap; most of a thread's 97 bins
+    /// are empty at their base capacity, and their visit is inline here (the rest,
+    /// `gc_visit`, saves registers for its calls): pairs of 16 / 64 KiB, a visit every 4
+    /// pairs, 119 / 148 → 110 / 139 instructions per pair (100 / 128 with no GC at all).
+    #[inline]
     pub(super) fn gc_event(&mut self) {
         self.gc_at = self.allocated + GC_BYTES;
         let i = self.gc_cursor;
         self.gc_cursor = if i + 1 == NCB { 0 } else { i + 1 };
+        let cb = &mut self.bins[i];
+        if cb.ncached() == 0 && cb.cap() == CAP[i] {
+            cb.reset_low_water();
+            cb.overflowed = false;
+            cb.refilled = false;
+            self.visit_ncached[i] = 0;
+            self.visit_at[i] = self.allocated;
+            return;
+        }
+        self.gc_visit(i);
+    }
+
+    /// `gc_event`'s visit of bin `i` when it holds blocks or has grown. A grown small bin is
+    /// skipped until the thread allocated as many bytes as the bin can hold since its last
+    /// visit (module header: a batch drains its stack over more than one round robin).
+    #[inline(never)]
+    fn gc_visit(&mut self, i: usize) {
         let cb = &mut self.bins[i];
         if i < NBINS && cb.cap() > CAP[i] && self.allocated.saturating_sub(self.visit_at[i]) < cb.cap() as u64 * cb.size as u64 {
             return;
@@ -93,9 +113,7 @@ impl Tcache {
         cb.overflowed = false;
         cb.refilled = false;
         self.visit_ncached[i] = cb.ncached();
-        if i < NBINS {
-            self.visit_at[i] = self.allocated;
-        }
+        self.visit_at[i] = self.allocated;
     }
 }
 

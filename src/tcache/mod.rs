@@ -137,8 +137,8 @@ pub struct Tcache {
     grown_bytes: usize,
     /// Blocks each bin held after its last GC visit (idle detection).
     visit_ncached: [u16; NCB],
-    /// `allocated` at each small bin's last GC visit (the period of grown bins).
-    visit_at: [u64; NBINS],
+    /// `allocated` at each bin's last GC visit (the period of grown small bins).
+    visit_at: [u64; NCB],
     /// The arena this thread allocates from.
     pub arena: &'static Arena,
     /// Link in `POOL` while unused.
@@ -268,7 +268,7 @@ unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
     }
     core::ptr::addr_of_mut!((*tc).grown_bytes).write(0);
     core::ptr::addr_of_mut!((*tc).visit_ncached).write([0; NCB]);
-    core::ptr::addr_of_mut!((*tc).visit_at).write([0; NBINS]);
+    core::ptr::addr_of_mut!((*tc).visit_at).write([0; NCB]);
     core::ptr::addr_of_mut!((*tc).allocated).write(0);
     core::ptr::addr_of_mut!((*tc).gc_at).write(GC_BYTES);
     core::ptr::addr_of_mut!((*tc).deallocated).write(0);
