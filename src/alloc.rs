@@ -93,11 +93,11 @@ pub fn large_from(a: &Arena, size: usize, align: usize, zero: bool) -> *mut u8 {
 }
 
 /// `large_from(a, size, PAGE, zero)`, and under the same page-allocator lock up to
-/// `extra.len()` more blocks of the same page count for the thread cache (their addresses
-/// in `extra[..got]`; not zeroed or junked: they are handed out as cached blocks). Returns
-/// the block and `got`.
+/// `extra.len()` more blocks of the same page count for the thread cache (their active
+/// extents in `extra[..got]`; not zeroed or junked: they are handed out as cached blocks).
+/// Returns the block and `got`.
 #[cold]
-fn large_from_filling(a: &Arena, size: usize, zero: bool, extra: &mut [usize]) -> (*mut u8, usize) {
+fn large_from_filling(a: &Arena, size: usize, zero: bool, extra: &mut [*mut Extent]) -> (*mut u8, usize) {
     if extra.is_empty() {
         return (large_from(a, size, PAGE, zero), 0);
     }
@@ -113,8 +113,7 @@ fn large_from_filling(a: &Arena, size: usize, zero: bool, extra: &mut [usize]) -
             if x.is_null() {
                 break;
             }
-            // SAFETY: an active extent we just obtained.
-            *slot = unsafe { (*x).addr };
+            *slot = x;
             got += 1;
         }
         (g.alloc(pages, PAGE, None), got)
@@ -152,11 +151,13 @@ pub fn alloc_large(size: usize, zero: bool, fit: bool) -> *mut u8 {
                 }
                 return p;
             }
-            let mut extra = [0usize; tcache::LARGE_REFILL_MAX];
+            let mut extra = [core::ptr::null_mut(); tcache::LARGE_REFILL_MAX];
             let n = tc.large_miss(pages).min(extra.len());
             let (p, got) = large_from_filling(tc.arena, size, zero, &mut extra[..n]);
-            for &q in &extra[..got] {
-                tc.cache_filled_large(pages, q as *mut u8);
+            for &x in &extra[..got] {
+                // SAFETY: active extents the page allocator just gave this thread (descriptors
+                // are never freed).
+                tc.cache_filled_large(unsafe { &*x });
             }
             if !p.is_null() {
                 tc.count_alloc(pages << LG_PAGE);
@@ -465,12 +466,7 @@ fn free_slow(p: *mut u8, func: &str) {
             tc.deallocated += bin_size(bin) as u64;
         }
     } else if let Some(tc) = tc {
-        let cached = match tc.free_large(e) {
-            LargeFree::Cached => true,
-            LargeFree::OverBudget(i) => tc.free_large_over_budget(i, e),
-            LargeFree::NotCached => false,
-        };
-        if cached {
+        if tc.free_large_or_shed(e) {
             return;
         }
         tc.deallocated += e.size as u64;

@@ -9,7 +9,8 @@
 //! Sync: the caller is the cache's thread; the arenas' bin and page-allocator locks are
 //! taken one group at a time.
 
-use super::large::{flush_large, registered};
+use super::large::{cached_twice, flush_large};
+use crate::rtree;
 use super::{Tcache, COOKIE, NCB};
 use crate::arena::{self, Arena};
 use crate::extent::Extent;
@@ -32,6 +33,7 @@ impl Tcache {
         }
         self.bins[i].remove_oldest(n);
     }
+
     /// Empties every bin (thread exit, `malloc_trim`, `thread.tcache.flush`).
     pub fn flush_all(&mut self) {
         for i in 0..NCB {
@@ -87,6 +89,18 @@ fn flush_small(bin: usize, blocks: &mut [usize]) {
         },
         |g, a| g.settle(&a.pac),
     );
+}
+
+/// The descriptor of cached block `p`. Cached blocks are live, so the rtree maps them, unless
+/// the cache held `p` twice (a double free) and the first copy just went back and merged
+/// into a free extent.
+#[inline]
+fn registered(p: usize) -> *mut Extent {
+    let e = rtree::lookup(p);
+    if e.is_null() {
+        cached_twice(p as *mut u8);
+    }
+    e
 }
 
 /// Blocks leaving the cache for their slab or page allocator: each must still carry the

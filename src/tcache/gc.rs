@@ -34,6 +34,25 @@ pub(super) const GC_BYTES: u64 = 64 << 10;
 pub(super) const GC_LARGE_WEIGHT: usize = 16 << 10;
 
 impl Tcache {
+    /// A free found the stack of bin `i` full: the second time since the bin's last GC visit,
+    /// if the bin was also refilled in that time, its capacity doubles (within `cap_max` and
+    /// the thread's `GROWN_BYTES`), so a program that frees and reallocates batches larger
+    /// than the base capacity keeps them here instead of flushing half the stack to the slabs
+    /// and refilling it; otherwise the older half goes back.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn push_full(&mut self, i: usize, p: usize) {
+        if i >= NBINS {
+            self.large_gave_back = i;
+        }
+        if !self.grow(i) {
+            let n = (self.bins[i].cap() as usize).div_ceil(2);
+            self.flush(i, n);
+        }
+        let ok = self.bins[i].push(p);
+        debug_assert!(ok);
+    }
+
     /// Doubles the capacity of full bin `i` if it overflowed before and was refilled since its
     /// last GC visit and the budgets allow; marks the overflow otherwise.
     pub(super) fn grow(&mut self, i: usize) -> bool {
@@ -67,12 +86,7 @@ impl Tcache {
         self.gc_cursor = if i + 1 == NCB { 0 } else { i + 1 };
         let cb = &mut self.bins[i];
         if cb.ncached() == 0 && cb.cap() == CAP[i] {
-            cb.reset_low_water();
-            cb.overflowed = false;
-            cb.refilled = false;
-            self.visit_ncached[i] = 0;
-            self.visit_at[i] = self.allocated;
-            return;
+            return self.end_visit(i);
         }
         self.gc_visit(i);
     }
@@ -108,6 +122,14 @@ impl Tcache {
             cb.set_cap(new_cap);
             cb.nfill = cb.nfill.min((new_cap / 2).max(1));
         }
+        self.end_visit(i);
+    }
+
+    /// What every visit of bin `i` ends with: a new GC period starts for it (low-water mark,
+    /// overflow and refill marks, the count and clock idle detection and the grown-bin
+    /// period compare with).
+    #[inline(always)]
+    fn end_visit(&mut self, i: usize) {
         let cb = &mut self.bins[i];
         cb.reset_low_water();
         cb.overflowed = false;

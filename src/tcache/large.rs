@@ -26,7 +26,6 @@ use super::gc::GC_LARGE_WEIGHT;
 use super::{Tcache, LARGE_MAX_PAGES, LARGE_MIN_PAGES, NCB, NLARGE};
 use crate::cache_bin::CacheBin;
 use crate::extent::{Extent, State};
-use crate::rtree;
 use crate::size_class::NBINS;
 use crate::util::LG_PAGE;
 
@@ -140,12 +139,8 @@ impl Tcache {
         // SAFETY: large bins hold descriptors of Cached extents this cache owns (descriptors
         // are never freed).
         let e = unsafe { &*(entry as *const Extent) };
-        // Only two threads freeing the block at the same moment can have cached it twice.
-        if e.state() != State::Cached {
-            cached_twice(e.addr as *mut u8);
-        }
+        uncache(e);
         debug_assert!(e.size == bytes);
-        e.set_state(State::Active);
         self.large_bytes -= bytes;
         self.large_gc_credit(bytes);
         self.counted(e.addr as *mut u8, bytes)
@@ -163,6 +158,15 @@ impl Tcache {
             return Some(self.took_large(entry, bytes));
         }
         Some(self.took(entry, bytes))
+    }
+
+    /// Counts `size` bytes this thread allocated without the cache (large blocks).
+    pub fn count_alloc(&mut self, size: usize) {
+        self.large_gc_credit(size);
+        self.allocated += size as u64;
+        if self.allocated >= self.gc_at {
+            self.gc_event();
+        }
     }
 
     /// A large allocation counts at most `GC_LARGE_WEIGHT` bytes toward the next GC visit
@@ -214,6 +218,16 @@ impl Tcache {
         true
     }
 
+    /// `free_large`, then `free_large_over_budget` if the budget is spent: whether `e`'s block
+    /// is now cached (the slow paths; `alloc::free` keeps the two apart for its tail call).
+    pub fn free_large_or_shed(&mut self, e: &Extent) -> bool {
+        match self.free_large(e) {
+            LargeFree::Cached => true,
+            LargeFree::OverBudget(i) => self.free_large_over_budget(i, e),
+            LargeFree::NotCached => false,
+        }
+    }
+
     /// A large malloc of `pages` pages missed the cache: how many more blocks of that size to
     /// take from the page allocator under the same lock, for the cache (`cache_filled_large`).
     /// When the thread's last three large misses were all in this bin and the last large
@@ -243,17 +257,13 @@ impl Tcache {
         LARGE_BYTES.saturating_sub(self.large_bytes)
     }
 
-    /// Caches large block `p` of `pages` pages that a refill (`large_miss`) took from the
+    /// Caches the block of active extent `e`, which a refill (`large_miss`) took from the
     /// page allocator for this cache: it is not a free by the program (no `deallocated`).
-    pub fn cache_filled_large(&mut self, pages: usize, p: *mut u8) {
-        let i = large_index(pages).expect("refilled large size is cached");
-        let e = rtree::lookup(p as usize);
-        debug_assert!(!e.is_null());
-        // SAFETY: the page allocator just registered this active extent for `p` and gave it
-        // to this cache.
-        unsafe { (*e).set_state(State::Cached) };
-        self.large_bytes += pages << LG_PAGE;
-        let ok = self.bins[i].push(e as usize);
+    pub fn cache_filled_large(&mut self, e: &Extent) {
+        let i = large_index(e.pages()).expect("refilled large size is cached");
+        e.set_state(State::Cached);
+        self.large_bytes += e.size;
+        let ok = self.bins[i].push(e as *const Extent as usize);
         debug_assert!(ok, "large_miss counted the free slots");
     }
 
@@ -309,10 +319,7 @@ pub(super) fn flush_large(descs: &mut [usize]) -> usize {
         // SAFETY: large bins hold descriptors of extents marked Cached (never freed); we
         // hold their arena's Pac lock.
         unsafe {
-            if (*e).state() != State::Cached {
-                cached_twice((*e).addr as *mut u8);
-            }
-            (*e).set_state(State::Active);
+            uncache(&*e);
             bytes += (*e).size;
             let ok = g.dalloc(e);
             debug_assert!(ok);
@@ -321,22 +328,21 @@ pub(super) fn flush_large(descs: &mut [usize]) -> usize {
     bytes
 }
 
-/// The descriptor of cached block `p`. Cached blocks are live, so the rtree maps them, unless
-/// the cache held `p` twice (a double free) and the first copy just went back and merged
-/// into a free extent.
-#[inline]
-pub(super) fn registered(p: usize) -> *mut Extent {
-    let e = rtree::lookup(p);
-    if e.is_null() {
-        cached_twice(p as *mut u8);
+/// A cached large block leaving the cache (to a malloc or back to its page allocator): its
+/// descriptor must still say `Cached`, and says `Active` again. Only two threads freeing the
+/// block at the same moment can have cached it twice.
+#[inline(always)]
+fn uncache(e: &Extent) {
+    if e.state() != State::Cached {
+        cached_twice(e.addr as *mut u8);
     }
-    e
+    e.set_state(State::Active);
 }
 
 /// A block leaving the cache was cached twice (freed twice; the other copy already left).
 #[cold]
 #[inline(never)]
-fn cached_twice(p: *mut u8) -> ! {
+pub(super) fn cached_twice(p: *mut u8) -> ! {
     crate::report::misuse("malloc", crate::report::Misuse::DoubleFree, p as usize)
 }
 

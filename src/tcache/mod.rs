@@ -307,6 +307,7 @@ pub unsafe extern "C" fn thread_exit(v: *mut libc::c_void) {
     arena::unbind((*tc).arena);
     release(tc);
 }
+
 impl Tcache {
     /// Moves this thread to arena `to` (`thread.arena`): cached blocks go home first.
     pub fn rebind(&mut self, to: &'static Arena) {
@@ -316,6 +317,7 @@ impl Tcache {
             self.arena = to;
         }
     }
+
     /// Checks every bin (tests).
     pub fn validate(&self) {
         let (mut large, mut grown) = (0, 0);
@@ -364,6 +366,7 @@ pub fn postfork_child() {
         arena::rebind_after_fork(tc.arena);
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,15 +97,6 @@ impl Tcache {
         p
     }
 
-    /// Counts `size` bytes this thread allocated without the cache (large blocks).
-    pub fn count_alloc(&mut self, size: usize) {
-        self.large_gc_credit(size);
-        self.allocated += size as u64;
-        if self.allocated >= self.gc_at {
-            self.gc_event();
-        }
-    }
-
     /// Bytes allocated by this thread so far (thread.allocated).
     pub fn allocated(&self) -> u64 {
         self.allocated
@@ -197,24 +188,7 @@ impl Tcache {
         self.push_full(bin, p as usize);
     }
 
-    /// A free found the stack of bin `i` full: the second time since the bin's last GC visit,
-    /// if the bin was also refilled in that time, its capacity doubles (within `cap_max` and
-    /// the thread's `GROWN_BYTES`), so a program that frees and reallocates batches larger
-    /// than the base capacity keeps them here instead of flushing half the stack to the slabs
-    /// and refilling it; otherwise the older half goes back.
-    #[cold]
-    #[inline(never)]
-    pub(super) fn push_full(&mut self, i: usize, p: usize) {
-        if i >= NBINS {
-            self.large_gave_back = i;
-        }
-        if !self.grow(i) {
-            let n = (self.bins[i].cap() as usize).div_ceil(2);
-            self.flush(i, n);
-        }
-        let ok = self.bins[i].push(p);
-        debug_assert!(ok);
-    }
+
     /// Whether `p` is in the small cache bin `i` (double-free check after a cookie hit).
     pub fn holds(&self, i: usize, p: *mut u8) -> bool {
         debug_assert!(i < NBINS);
