@@ -324,9 +324,8 @@ pub fn check_live(tc: Option<&Tcache>, p: usize, func: &str) -> &'static Extent 
 /// Frees `p` (null is a no-op) on behalf of the C call `func`.
 ///
 /// Fast path: a small block whose slab is not sparse goes onto this thread's cache. Its
-/// page-map entry is tagged (`rtree::slab_entry`: class, sparse mark, page index in the
-/// slab), so the class and the block's offset in its slab come without reading the
-/// descriptor; then lock-free checks: region start, not already free in the slab (one
+/// page-map entry is tagged (`rtree::slab_entry`: class, sparse mark), so the class comes
+/// without reading the descriptor; then lock-free checks: region start, not already free in the slab (one
 /// bitmap word of the descriptor), and not the block cached last (see `tcache` for the
 /// rest of double-free detection). A large block of a cached
 /// size goes onto the cache when its extent is active, starts at `p` and the block is not
@@ -344,10 +343,10 @@ pub fn free(p: *mut u8, func: &str) {
     if let Some(tc) = tcache_fast() {
         // SAFETY: registered descriptors are never freed; see `lookup_live`. A tagged
         // entry belongs to an active slab whose pages hold `p` (only a program racing a
-        // free against the slab's release could see another slab here; the offset is
-        // below 64 pages and `get` wraps its index, so that stays a bounded read).
+        // free against the slab's release could see another slab here; the offset then
+        // wraps to anything, and `get` wraps its index, so that stays a bounded read).
         let e = unsafe { &*rtree::entry_extent(entry) };
-        if tc.free_small_checked(bin_off, p, rtree::slab_offset(entry, p as usize), &e.bitmap) {
+        if tc.free_small_checked(bin_off, p, (p as usize).wrapping_sub(e.addr), &e.bitmap) {
             return;
         }
     }

@@ -371,10 +371,9 @@ impl BinInner {
                     let last = (*e).addr + (*e).pages() * crate::util::PAGE - 1;
                     let at_last = crate::rtree::lookup_entry(last);
                     if crate::rtree::is_slab(at_last) {
-                        // The page index in the entry gives the offset in the slab.
-                        assert_eq!(crate::rtree::slab_offset(at_last, last), last - (*e).addr);
+                        assert_eq!(at_last, entry, "slab pages tagged differently");
                     }
-                    assert_eq!(crate::rtree::slab_offset(entry, (*e).addr), 0, "page index");
+                    assert_eq!(crate::rtree::entry_extent(entry), e, "slab page maps elsewhere");
                     assert_eq!(crate::rtree::is_sparse(entry), (*e).tagged_sparse, "tags disagree");
                     if self.npending == 0 {
                         assert_eq!((*e).tagged_sparse, is_sparse(b as u8), "sparse mark not settled");

@@ -1,9 +1,10 @@
 //! Radix tree: page address → extent descriptor, for every address in the 47-bit user space.
 //!
-//! Two levels: the root (in .bss, 2^17 slots = 1 MiB virtual, touched lazily) is indexed by
-//! address bits 46..30; each leaf (2^18 slots = 2 MiB, mapped on first use, resident only
-//! where written) by bits 29..12. Any address gets an answer: null means "no extent
-//! registered for this page", which covers "not ours".
+//! Two levels: the root (in .bss, 2^15 slots = 256 KiB virtual, touched lazily) is indexed by
+//! address bits 46..32; each leaf (2^20 slots = 8 MiB, mapped on first use, resident only
+//! where written) by bits 31..12, so that the leaf index is the low 32 bits of the address
+//! shifted (no mask: `free` is one instruction shorter than with 1 GiB leaves). Any address
+//! gets an answer: null means "no extent registered for this page", which covers "not ours".
 //!
 //! Slab pages carry a tagged entry (`slab_entry`): descriptors are 128-byte aligned
 //! (`DESCRIPTOR_ALIGN`), so the low 7 bits hold a tag: 0 for plain entries (large or free
@@ -11,13 +12,13 @@
 //! a slab that is not sparse, class + 1 (1..=63) for a sparse slab (`bin::is_sparse`). `free`
 //! decides cache-or-slab with one bit test and finds the class with one mask
 //! (`cacheable_bin`, `cacheable_bin_scaled`; against class + 1 for the cacheable tags, one
-//! instruction fewer). Bits 57..62 of a slab entry hold the page's index in its slab (slabs
-//! are at most 64 pages), so `free` has the block's offset in the slab (`slab_offset`)
-//! without waiting for the descriptor's start address: the region check's multiply starts
-//! one load earlier (pairs of 16 B 4.65 → 4.50 ns, batches of 16 / 256 B 5.39 / 5.70 →
-//! 5.22 / 5.53 ns, alternating A/B medians; for 6 more instructions; a recheck on build
-//! 1133d17 found the two within noise). `lookup`
-//! (`entry_extent`) strips tag and page index.
+//! instruction fewer). `lookup` (`entry_extent`) strips the tag with one `and` of a
+//! sign-extended 8-bit immediate. (Entries used to carry the page's index in its slab in
+//! bits 57..62, so that `free` had the block's offset in its slab without the descriptor's
+//! start address; on this project's Zen 4 host pairs of malloc and free are bound by
+//! instructions per cycle, not by that load, and subtracting the descriptor's `addr` is 5
+//! instructions shorter: pairs of 16 B 3.80 → 3.56 ns, larson 17.5 → 17.0 ns per
+//! replacement, alternating A/B medians of 7.)
 //!
 //! Sync: slots are atomics. Writers hold the owning arena's `Pac` lock (rank 4), or for the
 //! entries of an active slab its bin's lock (rank 3, sparse mark), and publish
@@ -31,8 +32,8 @@ use crate::sync::{Mutex, Rank};
 use crate::util::LG_PAGE;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-const LEAF_BITS: u32 = 18;
-const ROOT_BITS: u32 = 47 - LEAF_BITS - LG_PAGE; // 17
+const LEAF_BITS: u32 = 32 - LG_PAGE; // 20
+const ROOT_BITS: u32 = 47 - LEAF_BITS - LG_PAGE; // 15
 const LEAF_LEN: usize = 1 << LEAF_BITS;
 
 type Leaf = [AtomicPtr<Extent>; LEAF_LEN];
@@ -57,25 +58,15 @@ const TAG_MASK: usize = DESCRIPTOR_ALIGN - 1;
 const CACHEABLE_TAG: usize = 64;
 const _: () = assert!(crate::size_class::NBINS < CACHEABLE_TAG && TAG_MASK == 2 * CACHEABLE_TAG - 1);
 
-/// Where a slab entry keeps its page's index in the slab (6 bits, below the sign bit).
-const PAGE_SHIFT: u32 = 57;
-/// The descriptor bits of an entry: below the user-space limit, above the tag.
-const DESCRIPTOR_MASK: usize = (USER_END - 1) & !TAG_MASK;
-const _: () = assert!(crate::size_class::MAX_SLAB_PAGES <= 1 << (63 - PAGE_SHIFT));
+/// The descriptor bits of an entry: all but the tag (descriptors are user-space addresses).
+const DESCRIPTOR_MASK: usize = !TAG_MASK;
 
-/// The tagged entry of page `page` (its index in the slab) of slab `e` of class `bin`.
+/// The tagged entry of the pages of slab `e` of class `bin`.
 #[inline]
-pub fn slab_entry(e: *mut Extent, bin: usize, sparse: bool, page: usize) -> *mut Extent {
-    debug_assert!(e as usize & !DESCRIPTOR_MASK == 0 && bin < crate::size_class::NBINS);
-    debug_assert!(page < crate::size_class::MAX_SLAB_PAGES);
+pub fn slab_entry(e: *mut Extent, bin: usize, sparse: bool) -> *mut Extent {
+    debug_assert!(e as usize & TAG_MASK == 0 && (e as usize) < USER_END && bin < crate::size_class::NBINS);
     let tag = if sparse { bin + 1 } else { CACHEABLE_TAG + bin };
-    (e as usize | tag | page << PAGE_SHIFT) as *mut Extent
-}
-
-/// Byte offset of `addr` in its slab, from the slab entry of `addr`'s page.
-#[inline(always)]
-pub fn slab_offset(entry: usize, addr: usize) -> usize {
-    (entry >> PAGE_SHIFT) << LG_PAGE | addr & crate::util::PAGE_MASK
+    (e as usize | tag) as *mut Extent
 }
 
 /// The class of a slab entry that is not sparse (its blocks may be cached), else None.
@@ -120,7 +111,13 @@ pub fn entry_extent(entry: usize) -> *mut Extent {
 
 #[inline(always)]
 fn split(addr: usize) -> (usize, usize) {
-    ((addr >> (LG_PAGE + LEAF_BITS)) & ((1 << ROOT_BITS) - 1), (addr >> LG_PAGE) & (LEAF_LEN - 1))
+    ((addr >> (LG_PAGE + LEAF_BITS)) & ((1 << ROOT_BITS) - 1), leaf_index(addr))
+}
+
+/// Index of `addr`'s page in its leaf: bits 31..12, from the low 32 bits alone.
+#[inline(always)]
+fn leaf_index(addr: usize) -> usize {
+    (addr as u32 >> LG_PAGE) as usize
 }
 
 /// The extent registered for the page holding `addr`, or null.
@@ -136,7 +133,7 @@ pub fn lookup(addr: usize) -> *mut Extent {
 /// test (pairs of 16 B: 4 fewer instructions).
 #[inline(always)]
 pub fn lookup_entry(addr: usize) -> usize {
-    let (r, l) = (crate::util::opaque(addr >> (LG_PAGE + LEAF_BITS)), (addr >> LG_PAGE) & (LEAF_LEN - 1));
+    let (r, l) = (crate::util::opaque(addr >> (LG_PAGE + LEAF_BITS)), leaf_index(addr));
     if r > 1 << ROOT_BITS {
         core::hint::cold_path();
         return 0;
@@ -203,7 +200,7 @@ fn set_slow(addr: usize, e: *mut Extent) {
 
 /// Sets the entry of page `k` after `addr` to `value(k)` for every `k` of `pages` (each < 64:
 /// the pages of one slab). One root lookup serves every page in `addr`'s leaf (slabs are
-/// ≤ 256 KiB, leaves cover 1 GiB); the leaves exist.
+/// ≤ 256 KiB, leaves cover 4 GiB); the leaves exist.
 pub fn set_pages(addr: usize, pages: impl Iterator<Item = usize>, value: impl Fn(usize) -> *mut Extent) {
     let (r, l0) = split(addr);
     let leaf = ROOT[r].load(Ordering::Acquire);
@@ -255,9 +252,8 @@ mod tests {
     #[test]
     fn slab_entries_decode() {
         let fake = 0x7fff_ffff_ff80 as *mut Extent;
-        for (bin, page) in [(0, 0), (40, 7), (crate::size_class::NBINS - 1, 63), (7, 1)] {
-            let v = slab_entry(fake, bin, bin == 7, page) as usize;
-            assert_eq!(slab_offset(v, 0x1234_5abc), page * 4096 + 0xabc);
+        for bin in [0, 40, crate::size_class::NBINS - 1, 7] {
+            let v = slab_entry(fake, bin, bin == 7) as usize;
             assert!(is_slab(v));
             assert_eq!(is_sparse(v), bin == 7);
             assert_eq!(entry_extent(v), fake);
@@ -270,7 +266,7 @@ mod tests {
         assert!(cacheable_bin_scaled(fake as usize).is_none() && cacheable_bin_scaled(0).is_none());
         let a = 0x5556_0000_0000usize;
         assert!(ensure(a, 1 << 20));
-        set(a, slab_entry(fake, 3, false, 0));
+        set(a, slab_entry(fake, 3, false));
         assert_eq!(lookup(a + 9), fake);
         assert_eq!(entry_bin(lookup_entry(a + 9)), 3);
         assert_eq!(lookup_entry(1 << 47), 0);

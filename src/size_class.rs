@@ -36,7 +36,7 @@ pub const SMALL_MAX: usize = 32768;
 pub const LOOKUP_MAX: usize = 4096;
 /// Most regions a slab can have (8-byte class in one page).
 pub const MAX_NREGS: usize = 512;
-/// Most pages a slab can have (the page map keeps a page's index in a slab in 6 bits).
+/// Most pages a slab can have (`slab::region_index_magic` relies on the bound).
 pub const MAX_SLAB_PAGES: usize = 64;
 
 /// Class index for a size computed arithmetically (any size ≤ SMALL_MAX).

@@ -1,5 +1,5 @@
 //! A slab's entries in the page map: which pages carry tagged entries (`rtree::slab_entry`:
-//! class, sparse mark, page index) while the extent is a slab, and how they are written,
+//! class and sparse mark) while the extent is a slab, and how they are written,
 //! retagged and cleared.
 //!
 //! Contract: called with the arena's Pac lock (registration, release) or the slab's bin lock
@@ -30,7 +30,7 @@ pub unsafe fn register(e: *mut Extent, bin: usize) {
 /// The arena's Pac lock or the bin's lock is held (no other thread writes these entries
 /// while the slab is active); `e` is an active, registered slab of class `bin`.
 pub unsafe fn tag_pages(e: *mut Extent, bin: usize, sparse: bool) {
-    crate::rtree::set_pages((*e).addr, tagged_pages(e, bin), |k| crate::rtree::slab_entry(e, bin, sparse, k));
+    crate::rtree::set_pages((*e).addr, tagged_pages(e, bin), |_| crate::rtree::slab_entry(e, bin, sparse));
     if (*e).pages() > crate::size_class::SLAB_PAGES[bin] as usize {
         crate::rtree::set((*e).last_page(), e);
     }
