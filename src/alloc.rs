@@ -325,11 +325,11 @@ pub fn check_live(tc: Option<&Tcache>, p: usize, func: &str) -> &'static Extent 
 ///
 /// Fast path: a small block whose slab is not sparse goes onto this thread's cache. Its
 /// page-map entry is tagged (`rtree::slab_entry`: class, sparse mark), so the class comes
-/// without reading the descriptor; then lock-free checks: region start, not already free in the slab (one
-/// bitmap word of the descriptor), and not the block cached last (see `tcache` for the
-/// rest of double-free detection). A large block of a cached
-/// size goes onto the cache when its extent is active, starts at `p` and the block is not
-/// the one cached last. Everything else — sparse slabs, large blocks the cache does not
+/// without reading the descriptor; then lock-free checks: region start (from the
+/// descriptor's address) and not the block cached last (see `tcache::small` for the rest of
+/// double-free detection, and `slab` for blocks freed again after they went back to their
+/// slab). A large block of a cached size goes onto the cache when its extent is active,
+/// starts at `p` and the block is not the one cached last. Everything else — sparse slabs, large blocks the cache does not
 /// take, suspected misuse, no cache yet — takes `free_slow`.
 #[inline(always)]
 pub fn free(p: *mut u8, func: &str) {
@@ -344,9 +344,10 @@ pub fn free(p: *mut u8, func: &str) {
         // SAFETY: registered descriptors are never freed; see `lookup_live`. A tagged
         // entry belongs to an active slab whose pages hold `p` (only a program racing a
         // free against the slab's release could see another slab here; the offset then
-        // wraps to anything, and `get` wraps its index, so that stays a bounded read).
+        // wraps to anything and the region check fails or passes at random, as it would
+        // for any block freed twice, which the slab's free mark catches).
         let e = unsafe { &*rtree::entry_extent(entry) };
-        if tc.free_small_checked(bin_off, p, (p as usize).wrapping_sub(e.addr), &e.bitmap) {
+        if tc.free_small_checked(bin_off, p, (p as usize).wrapping_sub(e.addr)) {
             return;
         }
     }

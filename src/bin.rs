@@ -255,7 +255,7 @@ impl BinInner {
             RegionCheck::Interior => report::misuse(func, Misuse::InteriorPointer, p),
             RegionCheck::AlreadyFree => report::misuse(func, Misuse::DoubleFree, p),
         };
-        slab::free_region(s, i);
+        slab::free_region(s, i, p);
         self.ndalloc += 1;
         self.curregs -= 1;
         if s != self.slabcur && s != self.unfiled {
@@ -300,6 +300,7 @@ impl BinInner {
         }
         self.nslabs -= 1;
         // SAFETY: `s` is an emptied slab of this bin, no longer in any bucket.
+        slab::check_all_marked(s, self.bin as usize);
         if !pac.inner.lock().dalloc(s) {
             report::fatal("corrupt slab state on release");
         }

@@ -1,10 +1,28 @@
 //! A slab: an active extent cut into equal regions of one size class, with a free bitmap.
 //!
-//! Contract: pure region bookkeeping on one descriptor; the bin's lock protects it. Region i
-//! lives at `addr + i·size`; `nfree == bitmap.count()` (checked by `validate`).
+//! Contract: region bookkeeping on one descriptor; the bin's lock protects it. Region i
+//! lives at `addr + i·size`; `nfree == bitmap.count()`, and the first word of every free
+//! region holds `FREE_MARK` (both checked by `validate`).
+//!
+//! The free mark is how a double free of a block that already went back to its slab is
+//! caught without the free path reading the slab's bitmap (that read was 8 of the 37
+//! instructions of `free`'s fast path; see `tcache::small`). `init` marks every region, a
+//! region coming back (`free_region`) is marked again, and a region leaving the slab must
+//! still carry the mark (`take_marked`): a block freed into a thread cache while free in its
+//! slab gets the cache's cookie written over the mark, and if a malloc hands it out, its
+//! owner's data does the same. Either way the slab finds the mark gone before it hands the
+//! block out a second time (`malloc(): double free or write after free`), or when it would
+//! give its pages back to the page pool (`check_all_marked`, on release). Written and checked
+//! only on the slow paths (refill, flush, slab creation and release), on lines those paths
+//! touch anyway, except that creation and release touch the first line of every region.
 
 use crate::extent::{Extent, NO_BUCKET};
+use crate::report::{self, Misuse};
 use crate::size_class::{bin_size, div_magic, nregs};
+
+/// First word of every region that is free in its slab (see the module header). Differs
+/// from the thread caches' cookie; fits a sign-extended 32-bit immediate.
+pub const FREE_MARK: usize = 0x6f78_6672;
 
 /// Result of checking a pointer against a slab.
 pub enum RegionCheck {
@@ -22,13 +40,19 @@ pub enum RegionCheck {
 /// `e` is an active slab extent of class `bin`, not yet visible to other threads.
 pub unsafe fn init(e: *mut Extent, bin: usize) {
     let n = nregs(bin);
+    let (base, size) = ((*e).addr, bin_size(bin));
+    for i in 0..n {
+        // SAFETY: region i of the fresh slab's pages, at least 8 bytes, ours to write.
+        *((base + i * size) as *mut usize) = FREE_MARK;
+    }
     (*e).bitmap.init(n);
     (*e).set_nfree(n);
     (*e).set_bucket(NO_BUCKET);
     (*e).tagged_sparse = false;
 }
 
-/// Takes the lowest free region; the slab must have one.
+/// Takes the lowest free region (checked for the free mark, which it loses); the slab must
+/// have one.
 ///
 /// # Safety
 /// The bin lock is held and `(*e).nfree > 0`.
@@ -37,11 +61,49 @@ pub unsafe fn alloc_region(e: *mut Extent, bin: usize) -> *mut u8 {
     debug_assert!((*e).nfree() > 0);
     let i = match (*e).bitmap.first_set() {
         Some(i) => i,
-        None => crate::report::fatal("corrupt slab: nfree > 0 but no free region"),
+        None => report::fatal("corrupt slab: nfree > 0 but no free region"),
     };
+    let p = (*e).addr + i * bin_size(bin);
+    take_marked(p);
+    *(p as *mut usize) = 0;
     (*e).bitmap.clear(i);
     (*e).set_nfree((*e).nfree() - 1);
-    ((*e).addr + i * bin_size(bin)) as *mut u8
+    p as *mut u8
+}
+
+/// Checks that free region `p` still carries the free mark as it leaves its slab.
+///
+/// # Safety
+/// `p` is a region of an active slab, free in it, and the bin lock is held.
+#[inline(always)]
+unsafe fn take_marked(p: usize) {
+    if *(p as *const usize) != FREE_MARK {
+        mark_lost(p, "malloc");
+    }
+}
+
+/// A region free in its slab lost its mark: it was freed again into a thread cache (and
+/// maybe handed out from there) or written after its free.
+#[cold]
+#[inline(never)]
+fn mark_lost(p: usize, func: &str) -> ! {
+    report::misuse(func, Misuse::FreedBlockChanged, p)
+}
+
+/// Checks the free mark of every region of slab `e` of class `bin`, all free, before its
+/// pages go back to the page pool (reported as misuse by a `free`: the free that emptied
+/// the slab, or a cache flush).
+///
+/// # Safety
+/// The bin lock is held; every region of `e` is free.
+pub unsafe fn check_all_marked(e: *const Extent, bin: usize) {
+    let (base, size) = ((*e).addr, bin_size(bin));
+    for i in 0..nregs(bin) {
+        let p = base + i * size;
+        if *(p as *const usize) != FREE_MARK {
+            mark_lost(p, "free");
+        }
+    }
 }
 
 /// Classifies `p`, a pointer inside slab `e` of class `bin`.
@@ -89,7 +151,8 @@ const REGION_START_LIMIT: u64 = (crate::size_class::MAX_SLAB_PAGES * crate::util
 const _: () = assert!(REGION_START_LIMIT <= 1 << 18 && crate::size_class::SMALL_MAX <= 1 << 15);
 
 /// Takes up to `n` free regions, lowest first, writing their addresses to `out[0..]`;
-/// returns how many (≤ nfree).
+/// returns how many (≤ nfree). Each is checked for the free mark, which it keeps: the
+/// caller (a thread cache's refill) writes its cookie over it.
 ///
 /// # Safety
 /// The bin lock is held; `out` has room for `n` pointers.
@@ -98,24 +161,28 @@ pub unsafe fn alloc_regions(e: *mut Extent, bin: usize, out: *mut *mut u8, n: us
     let (base, size) = ((*e).addr, bin_size(bin));
     let mut k = 0;
     let got = (*e).bitmap.take_lowest(n, |i| {
-        *out.add(k) = (base + i * size) as *mut u8;
+        let p = base + i * size;
+        take_marked(p);
+        *out.add(k) = p as *mut u8;
         k += 1;
     });
     (*e).set_nfree((*e).nfree() - got);
     got
 }
 
-/// Returns region `i` to the slab.
+/// Returns region `i`, at `p`, to the slab, marking it free.
 ///
 /// # Safety
-/// The bin lock is held and region `i` is live (`check` said so).
+/// The bin lock is held and region `i` is live (`check` said so); `p` is its address.
 #[inline(always)]
-pub unsafe fn free_region(e: *mut Extent, i: usize) {
+pub unsafe fn free_region(e: *mut Extent, i: usize, p: usize) {
+    debug_assert_eq!(p, (*e).addr + i * bin_size((*e).bin as usize));
+    *(p as *mut usize) = FREE_MARK;
     (*e).bitmap.set(i);
     (*e).set_nfree((*e).nfree() + 1);
 }
 
-/// Checks `nfree` against the bitmap.
+/// Checks `nfree` against the bitmap, and the free mark of every free region.
 ///
 /// # Safety
 /// The bin lock is held.
@@ -123,6 +190,12 @@ pub unsafe fn validate(e: *const Extent, bin: usize) {
     assert!((*e).is_slab && (*e).bin as usize == bin);
     assert_eq!((*e).bitmap.count(), (*e).nfree());
     assert!((*e).nfree() <= nregs(bin));
+    for i in 0..nregs(bin) {
+        if (*e).bitmap.get(i) {
+            let p = (*e).addr + i * bin_size(bin);
+            assert_eq!(*(p as *const usize), FREE_MARK, "free region {p:#x} without the free mark");
+        }
+    }
 }
 
 #[cfg(test)]

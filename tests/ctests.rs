@@ -434,6 +434,10 @@ ctests! {
         Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
     misuse_double_free_split_by_flush => "misuse/double_free_split_by_flush",
         Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
+    misuse_double_free_after_flush => "misuse/double_free_after_flush",
+        Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
+    misuse_double_free_then_slab_empties => "misuse/double_free_then_slab_empties",
+        free_err(&["double free or write after free"]);
     misuse_interior_small => "misuse/interior_small", free_err(&["interior pointer"]);
     misuse_interior_large => "misuse/interior_large", free_err(&["interior pointer"]);
     misuse_foreign_stack => "misuse/foreign_stack",

@@ -3,8 +3,8 @@
 //!
 //! Contract: blocks go home grouped by arena, one bin lock (or page-allocator lock) per
 //! group, which is also how frees of blocks from other threads' arenas travel back (batched,
-//! never one lock per block). Every small block must still carry the cookie and loses it
-//! here (`take_cookies`; see `small`).
+//! never one lock per block). Every small block must still carry the cookie (`take_cookies`);
+//! its slab then marks it free (see `small`).
 //!
 //! Sync: the caller is the cache's thread; the arenas' bin and page-allocator locks are
 //! taken one group at a time.
@@ -103,22 +103,19 @@ fn registered(p: usize) -> *mut Extent {
     e
 }
 
-/// Blocks leaving the cache for their slab or page allocator: each must still carry the
-/// cookie (else a copy of it, freed twice, already left the cache to a malloc, or it was
-/// written after free), and loses it here, before its arena owns it again: a second copy
-/// still cached (the block freed twice, one copy flushed) is then caught when it leaves, instead
-/// of being handed out while its slab also counts the block free. All loads first, then the
-/// stores: the blocks are the cache's oldest, often cold, and their misses overlap.
+/// Blocks leaving the cache for their slab: each must still carry the cookie (else a copy
+/// of it, freed twice, already left the cache to a malloc, or it was written after free).
+/// All are checked before any goes back, so that two copies in one flush both pass here and
+/// the second is caught by the slab (already free). The slab writes its free mark over the
+/// cookie (`slab::free_region`), so a second copy still cached (the block freed twice, one
+/// copy flushed) is caught when it leaves, instead of being handed out while its slab also
+/// counts the block free.
 fn take_cookies(blocks: &[usize]) {
     for &p in blocks {
         // SAFETY: cached blocks are blocks of ≥ 8 bytes this cache owns.
         if unsafe { *(p as *const usize) } != COOKIE {
             lost_cookie(p as *mut u8);
         }
-    }
-    for &p in blocks {
-        // SAFETY: as above.
-        unsafe { *(p as *mut usize) = 0 };
     }
 }
 

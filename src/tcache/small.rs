@@ -6,25 +6,28 @@
 //! - Refill: a small miss takes `nfill` blocks from the arena bin under one lock (fullest
 //!   slabs first; `gc` adapts `nfill`). A full stack grows (`gc`) or gives back its older
 //!   half (`flush`).
-//! - Double free, without reading the block on the free path (in a large working set that
-//!   read is a cache miss per free): a free checks the slab bitmap (metadata) and the top of
-//!   the class's stack (the immediate `free(p); free(p)`), then writes `COOKIE` into the
-//!   block's first word and pushes it; a refill writes it into every block it caches. A block
-//!   leaving the cache, to a malloc or in a flush back to its arena, must carry the cookie
-//!   and loses it (`take_cookies`): a block freed twice is cached twice, and the second copy
-//!   to leave finds its cookie gone and is reported (`malloc(): double free or write after
-//!   free`) before it is ever handed out twice; two copies flushed together are caught by the
-//!   slab bitmap. (Until a flush took the cookie off, a copy flushed while the other stayed
-//!   cached left the block both handed out and free in its slab: `ctests/misuse/
-//!   double_free_split_by_flush.c`. The check costs flushes a read of each block: batches of
-//!   16 KiB, which flush nearly every block, 32.9 → 40.1 ns; the drifting cache's misses
-//!   +1 %, cachegrind.) Slow paths (realloc, frees) also scan the stack when they see a
-//!   cookie. One constant for every block (not one per address) and no mark in the stack
-//!   entries keep the check to one compare with an immediate: pairs of 16 B 121 → 110
-//!   instructions (callgrind). On a large working set what the cookie costs is the free's
-//!   store into a cold block (x86 commits stores in order, so the next ones wait): the
-//!   drifting cache 135.6 ns per replacement, 110.8 without that store and 135.2 with only
-//!   it (README, "What the gap is made of").
+//! - Double free, without reading the block or the slab's bitmap on the free path (in a large
+//!   working set the block is a cache miss per free, and the bitmap test was 8 of free's 37
+//!   instructions): a free checks that `p` is a region start and not the top of the class's
+//!   stack (the immediate `free(p); free(p)`), then writes `COOKIE` into the block's first
+//!   word and pushes it; a refill writes it into every block it caches. A block leaving the
+//!   cache, to a malloc or in a flush back to its arena, must carry the cookie: a block freed
+//!   twice is cached twice, and when the first copy leaves, the cookie goes (a malloc clears
+//!   it, a flush's slab writes its free mark over it), so the second copy is reported
+//!   (`malloc(): double free or write after free`) before it is ever handed out twice; two
+//!   copies flushed together are caught by the slab bitmap. A block freed again after it went
+//!   back to its slab is cached like any other, with the cookie written over the slab's free
+//!   mark: the slab finds the mark gone before it hands the block out again or releases its
+//!   pages (`slab`; `ctests/misuse/double_free_after_flush.c`, `double_free_then_slab_
+//!   empties.c`). Without the bitmap test: pairs of 16 B 82 → 76 instructions, 3.68 → 3.36
+//!   ns, batches of 16 B 4.23 → 3.68 ns, larson 18.2 → 17.1 ns (A/B medians of 7-9). Slow
+//!   paths (realloc, frees) also scan the stack when they see a cookie. One constant for
+//!   every block (not one per address) and no mark in the stack entries keep the check to
+//!   one compare with an immediate: pairs of 16 B 121 → 110 instructions (callgrind). On a
+//!   large working set what the cookie costs is the free's store into a cold block (x86
+//!   commits stores in order, so the next ones wait): the drifting cache 135.6 ns per
+//!   replacement, 110.8 without that store and 135.2 with only it (README, "What the gap is
+//!   made of").
 //! - Counting: every block handed out adds its size to `allocated` (`thread.allocated`, and
 //!   the GC clock), every free to `deallocated`.
 //!
@@ -137,19 +140,20 @@ impl Tcache {
     }
 
     /// `free`'s fast path for small block `p` at byte offset `off` of its slab, whose class's
-    /// bin is at byte offset `bin_off` (`rtree::cacheable_bin_scaled`) and whose free-region
-    /// bitmap is `bitmap`: caches `p` if it is a region start (`slab::region_index_magic`
-    /// with the class constant from the bin), not free in the slab and not the block cached
-    /// last; false (nothing done) otherwise, for the caller's slow path to sort out. The bin
-    /// is addressed through one register for all of it (magic, head, push).
+    /// bin is at byte offset `bin_off` (`rtree::cacheable_bin_scaled`): caches `p` if it is a
+    /// region start (`slab::region_index_magic` with the class constant from the bin) and not
+    /// the block cached last; false (nothing done) otherwise, for the caller's slow path to
+    /// sort out. Whether `p` is free in its slab is not checked here (see the module header:
+    /// the slab's free mark catches that). The bin is addressed through one register for all
+    /// of it (magic, head, push).
     #[inline(always)]
-    pub fn free_small_checked(&mut self, bin_off: usize, p: *mut u8, off: usize, bitmap: &crate::bitmap::Bitmap) -> bool {
+    pub fn free_small_checked(&mut self, bin_off: usize, p: *mut u8, off: usize) -> bool {
         debug_assert!(bin_off.is_multiple_of(size_of::<CacheBin>()) && bin_off / size_of::<CacheBin>() < NBINS);
         // SAFETY: as in `free_small_at`.
         let cb = unsafe { &*crate::util::one_base(self.bins.as_mut_ptr().byte_add(bin_off)) };
         match crate::slab::region_index_magic(off, cb.magic) {
-            Some(i) if !bitmap.get(i) => self.free_small_at(bin_off, p),
-            _ => false,
+            Some(_) => self.free_small_at(bin_off, p),
+            None => false,
         }
     }
 

@@ -1,0 +1,39 @@
+/* free(a), thread.tcache.flush (a is back in its slab), free(a) again (into the thread cache,
+ * which does not read the slab's bitmap), then every other block is freed straight to its
+ * slab (dallocx with MALLOCX_TCACHE_NONE), so `a`'s slab empties while a copy of `a` is still
+ * cached. The slab must not give its pages back to the page pool while the cache can still
+ * hand `a` out.
+ * Expected: SIGABRT with "oxmalloc: free(): double free or write after free 0x..." (a slab's
+ * regions must all carry its free mark when it is released; the cache's cookie replaced
+ * `a`'s), or the same from malloc if the cache gave `a` out first. */
+#include "../common.h"
+
+#define WEAK __attribute__((weak))
+WEAK int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
+WEAK void dallocx(void *ptr, int flags);
+#define MALLOCX_TCACHE_NONE ((int)((-1 + 2) << 8))
+
+#define SIZE 64
+#define N 2048
+
+int main(void) {
+    misuse_begin();
+    static char *o[N];
+    for (int i = 0; i < N; i++) {
+        o[i] = malloc(SIZE);
+        CHECK(o[i] != NULL, "malloc(%d)", SIZE);
+        memset(o[i], 1, SIZE);
+    }
+    char *a = o[N / 8]; /* an early slab: not the current one, which is never released */
+    announce_pointer(a);
+    free(a);
+    CHECK(mallctl("thread.tcache.flush", NULL, NULL, NULL, 0) == 0, "thread.tcache.flush");
+    free(opaque_ptr(a));
+    for (int i = 0; i < N; i++)
+        if (i != N / 8) dallocx(o[i], MALLOCX_TCACHE_NONE);
+    char *p = malloc(SIZE);
+    CHECK(p != NULL, "malloc(%d)", SIZE);
+    char *q = malloc(SIZE);
+    CHECK(q != NULL, "malloc(%d)", SIZE);
+    return misuse_not_detected("double free, then the slab emptied");
+}
