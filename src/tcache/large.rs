@@ -11,7 +11,11 @@
 //! - Refill: a large miss takes one block, or up to 4 under one page-allocator lock when the
 //!   thread's last three large misses and its last large free that had to give blocks back
 //!   were all of this size (`large_miss`): batches of 64 / 256 KiB 83.1 / 107.9 → 72.9 / 96.9
-//!   ns; larson, realloc and their peak RSS unchanged.
+//!   ns; larson, realloc and their peak RSS unchanged. The blocks of a refill are carved
+//!   from one free extent when one holds them all (`Pac::alloc_run`), and a flush joins
+//!   adjacent blocks before it gives them back (`Pac::join`), so that a run costs one
+//!   best-fit search and one coalescing insert instead of one per block: batches of 64 /
+//!   256 KiB 44.4 / 63.4 → 30.9 / 48.4 ns (A/B medians of 5; larson unchanged).
 //! - Large blocks carry no cookie: a large bin holds the blocks' extent descriptors, marked
 //!   `State::Cached` while cached, so a second free of a cached large block is reported at
 //!   once by the free path, which reads the descriptor anyway, and no large free, pop or
@@ -315,16 +319,38 @@ impl Tcache {
 /// page allocators, one lock per arena; returns bytes.
 pub(super) fn flush_large(descs: &mut [usize]) -> usize {
     let mut bytes = 0;
-    by_arena(descs, |d| d as *mut Extent, |a| a.pac.inner.lock(), |g, _, e, _| {
-        // SAFETY: large bins hold descriptors of extents marked Cached (never freed); we
-        // hold their arena's Pac lock.
-        unsafe {
-            uncache(&*e);
-            bytes += (*e).size;
-            let ok = g.dalloc(e);
-            debug_assert!(ok);
-        }
-    }, |_, _| {});
+    // The guard carries the run joined so far (`Pac::join`): blocks refilled together leave
+    // together, in address order one way or the other, and go back as one extent.
+    by_arena(
+        descs,
+        |d| d as *mut Extent,
+        |a| (a.pac.inner.lock(), core::ptr::null_mut::<Extent>()),
+        |(g, run), _, e, _| {
+            // SAFETY: large bins hold descriptors of extents marked Cached (never freed); we
+            // hold their arena's Pac lock; `run` is an active extent of it we own.
+            unsafe {
+                uncache(&*e);
+                bytes += (*e).size;
+                if !run.is_null() {
+                    let joined = g.join(*run, e);
+                    if !joined.is_null() {
+                        *run = joined;
+                        return;
+                    }
+                    let ok = g.dalloc(*run);
+                    debug_assert!(ok);
+                }
+                *run = e;
+            }
+        },
+        |(g, run), _| {
+            if !run.is_null() {
+                // SAFETY: as above.
+                let ok = unsafe { g.dalloc(*run) };
+                debug_assert!(ok);
+            }
+        },
+    );
     bytes
 }
 
