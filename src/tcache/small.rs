@@ -26,8 +26,8 @@
 //!   one compare with an immediate: pairs of 16 B 121 → 110 instructions (callgrind). On a
 //!   large working set what the cookie costs is the free's store into a cold block (x86
 //!   commits stores in order, so the next ones wait): the drifting cache 135.6 ns per
-//!   replacement, 110.8 without that store and 135.2 with only it (README, "What the gap is
-//!   made of").
+//!   replacement, 110.8 without that store and 135.2 with only it, on the slower host of the
+//!   fourth session (README, "What the gap was made of in the fourth session").
 //! - Counting: every block handed out adds its size to `allocated` (`thread.allocated`, and
 //!   the GC clock), every free to `deallocated`.
 //!
