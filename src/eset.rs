@@ -101,8 +101,17 @@ impl Eset {
 
     /// Removes and returns the best-fitting extent of at least `pages` pages, or null.
     pub fn take_fit(&mut self, pages: usize) -> *mut Extent {
-        let start = bin_of(pages);
-        let mut from = start;
+        let found = self.find_fit(pages);
+        if !found.is_null() {
+            // SAFETY: `found` is in this set.
+            unsafe { self.remove(found) };
+        }
+        found
+    }
+
+    /// The extent `take_fit(pages)` would take, left in the set; null if none fits.
+    pub fn find_fit(&self, pages: usize) -> *mut Extent {
+        let mut from = bin_of(pages);
         while let Some(b) = self.next_nonempty(from) {
             let found = if b < EXACT {
                 self.bins[b].head
@@ -111,8 +120,6 @@ impl Eset {
                 unsafe { self.best_in_bin(b, pages) }
             };
             if !found.is_null() {
-                // SAFETY: `found` is in this set.
-                unsafe { self.remove(found) };
                 return found;
             }
             from = b + 1;

@@ -128,20 +128,20 @@ impl PacInner {
         self.alloc_in(pages, align, slab_bin, true)
     }
 
-    /// `alloc`, mapping more address space only if `grow` (else null when no free extent
-    /// fits).
-    fn alloc_in(&mut self, pages: usize, align: usize, slab_bin: Option<u8>, grow: bool) -> *mut Extent {
+    /// `alloc` if `any`; else from the dirty set alone (resident pages; null when no dirty
+    /// extent fits).
+    fn alloc_in(&mut self, pages: usize, align: usize, slab_bin: Option<u8>, any: bool) -> *mut Extent {
         debug_assert!(pages > 0 && align >= PAGE && align.is_power_of_two());
         let need = pages + (align >> LG_PAGE) - 1;
         let mut e = self.dirty.take_fit(need);
-        if e.is_null() {
+        if e.is_null() && any {
             e = self.muzzy.take_fit(need);
         }
-        if e.is_null() {
+        if e.is_null() && any {
             e = self.retained.take_fit(need);
         }
         if e.is_null() {
-            if !grow || !self.grow(need) {
+            if !any || !self.grow(need) {
                 return e;
             }
             e = self.retained.take_fit(need);
@@ -185,39 +185,64 @@ impl PacInner {
         e
     }
 
-    /// `out.len() + 1` large blocks of `pages` pages each, carved from one free extent when
-    /// one holds them all: `out` gets the first ones (active extents of exactly `pages`
-    /// pages), the returned extent is the last (highest address, so that it borders what is
-    /// left of the free extent and realloc can grow it in place). Null when no free extent
-    /// holds the whole run (nothing changed: the caller allocates the blocks one by one), or
-    /// when descriptors run out (then `out` is unchanged and the returned block is larger
-    /// than asked, as in `alloc`). Against one `alloc` per block this is one best-fit search
-    /// and one insert of the remainder for the run (a thread cache's large refill).
-    pub fn alloc_run(&mut self, pages: usize, out: &mut [*mut Extent]) -> (*mut Extent, usize) {
-        let total = match pages.checked_mul(out.len() + 1) {
-            Some(t) => t,
-            None => return (core::ptr::null_mut(), 0),
-        };
-        let mut rest = self.alloc_in(total, PAGE, None, false);
+    /// `out.len() + 1` large blocks of `pages` pages each, in the order block-by-block
+    /// `alloc` would place them, with one best-fit search per free extent used instead of
+    /// one per block: while the dirty set has room, its best fit for one block gives as many
+    /// blocks as it holds at once (each remainder would be the best fit for the next block:
+    /// nothing smaller holds one), the rest come one by one from `alloc`. `out` gets the
+    /// first blocks (active extents of exactly `pages` pages); the returned extent is the
+    /// last (highest address of its run, so that it borders what is left of the free extent
+    /// and realloc can grow it in place), null when the OS refuses memory; the count is how
+    /// many of `out` were filled (all of them but on failure; a block may be larger than
+    /// asked when descriptors run out, as in `alloc`). Carving runs from any extent that
+    /// holds them all instead made larson's peak RSS 24.3 → 26.2 MiB (holes left unfilled).
+    pub fn alloc_blocks(&mut self, pages: usize, out: &mut [*mut Extent]) -> (*mut Extent, usize) {
+        let n = out.len();
         let mut got = 0;
-        while !rest.is_null() && got < out.len() {
-            // SAFETY: `rest` is an active extent of at least (out.len() + 1 - got) · pages
-            // pages that we own; we hold the lock.
-            unsafe {
-                if (*rest).pages() <= pages {
-                    break;
+        loop {
+            let fit = self.dirty.find_fit(pages);
+            if fit.is_null() {
+                break;
+            }
+            // SAFETY: a descriptor in the dirty set; we hold the lock.
+            let k = (unsafe { (*fit).pages() } / pages).min(n + 1 - got);
+            // Takes `fit` (or one of its size: nothing smaller holds `pages`).
+            let mut rest = self.alloc_in(k * pages, PAGE, None, false);
+            if rest.is_null() {
+                break;
+            }
+            loop {
+                if got == n {
+                    return (rest, got);
                 }
-                let t = self.split(rest, pages);
-                if t.is_null() {
-                    break;
+                // SAFETY: `rest` is an active extent of at least `pages` pages that we own;
+                // we hold the lock.
+                unsafe {
+                    if (*rest).pages() <= pages {
+                        out[got] = rest;
+                        got += 1;
+                        break;
+                    }
+                    let t = self.split(rest, pages);
+                    if t.is_null() {
+                        return (rest, got);
+                    }
+                    (*t).is_slab = false;
+                    out[got] = rest;
+                    got += 1;
+                    rest = t;
                 }
-                (*t).is_slab = false;
-                out[got] = rest;
-                got += 1;
-                rest = t;
             }
         }
-        (rest, got)
+        while got < n {
+            let x = self.alloc(pages, PAGE, None);
+            if x.is_null() {
+                return (x, got);
+            }
+            out[got] = x;
+            got += 1;
+        }
+        (self.alloc(pages, PAGE, None), got)
     }
 
     /// Joins the active large extents `a` and `b` into one if they are adjacent (either
@@ -492,36 +517,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn alloc_run_carves_one_extent_and_join_merges_it_back() {
+    fn alloc_blocks_carves_best_fits_and_join_merges_them_back() {
         static PAC: Pac = Pac::new(8);
         let mut p = PAC.inner.lock();
-        let mut out = [core::ptr::null_mut(); 3];
-        assert!(p.alloc_run(4, &mut out).0.is_null(), "a run must not map memory");
         let big = p.alloc(64, PAGE, None);
-        // SAFETY: live descriptors returned by alloc / alloc_run / join.
+        let _wall = p.alloc(1, PAGE, None);
+        let hole = p.alloc(4, PAGE, None);
+        let _wall2 = p.alloc(1, PAGE, None);
+        let mut out = [core::ptr::null_mut(); 3];
+        // SAFETY: live descriptors returned by alloc / alloc_blocks / join.
         unsafe {
-            let base = (*big).addr;
-            assert!(p.dalloc(big));
-            let (main, got) = p.alloc_run(4, &mut out);
+            let (base, hole_at) = ((*big).addr, (*hole).addr);
+            assert_eq!(hole_at, base + 65 * PAGE);
+            assert!(p.dalloc(big) && p.dalloc(hole));
+            // Dirty: 64 pages at `base`, and 4 at `hole_at` (walls keep them apart).
+            assert_eq!(p.free_pages().0, 68);
+            let (main, got) = p.alloc_blocks(4, &mut out);
             assert_eq!(got, 3);
-            for (k, &x) in out.iter().enumerate() {
+            assert_eq!((*out[0]).addr, hole_at, "the smallest hole first, as block by block");
+            for (k, &x) in out[1..].iter().enumerate() {
                 assert_eq!(((*x).addr, (*x).pages(), (*x).state()), (base + k * 4 * PAGE, 4, State::Active));
                 assert!(rtree::lookup((*x).addr) == x && rtree::lookup((*x).last_page()) == x);
             }
-            assert_eq!(((*main).addr, (*main).pages()), (base + 12 * PAGE, 4), "the returned block comes last");
+            assert_eq!(((*main).addr, (*main).pages()), (base + 8 * PAGE, 4), "the returned block comes last");
             p.validate();
             let far = p.alloc(1, PAGE, None);
-            assert_eq!((*far).addr, base + 16 * PAGE);
-            let run = p.join(out[1], out[0]);
-            assert_eq!(run, out[0], "joined from either side, the lower descriptor stays");
-            let run = p.join(run, out[2]);
+            assert_eq!((*far).addr, base + 12 * PAGE);
+            let run = p.join(main, out[2]);
+            assert_eq!(run, out[2], "joined from either side, the lower descriptor stays");
+            let run = p.join(out[1], run);
             assert_eq!(((*run).addr, (*run).pages()), (base, 12));
             assert_eq!(rtree::lookup(base + 11 * PAGE), run);
-            assert!(p.join(run, far).is_null(), "not adjacent");
+            assert!(p.join(run, out[0]).is_null(), "not adjacent");
+            let run = p.join(far, run);
+            assert_eq!(((*run).addr, (*run).pages()), (base, 13));
             p.validate();
-            assert!(p.dalloc(run) && p.dalloc(far) && p.dalloc(main));
+            assert!(p.dalloc(run) && p.dalloc(out[0]));
             p.validate();
-            assert_eq!(p.free_pages().0, 64, "everything coalesced back");
+            assert_eq!(p.free_pages().0, 68, "everything coalesced back");
         }
     }
 

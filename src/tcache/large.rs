@@ -12,10 +12,11 @@
 //!   thread's last three large misses and its last large free that had to give blocks back
 //!   were all of this size (`large_miss`): batches of 64 / 256 KiB 83.1 / 107.9 → 72.9 / 96.9
 //!   ns; larson, realloc and their peak RSS unchanged. The blocks of a refill are carved
-//!   from one free extent when one holds them all (`Pac::alloc_run`), and a flush joins
-//!   adjacent blocks before it gives them back (`Pac::join`), so that a run costs one
-//!   best-fit search and one coalescing insert instead of one per block: batches of 64 /
-//!   256 KiB 44.4 / 63.4 → 30.9 / 48.4 ns (A/B medians of 5; larson unchanged).
+//!   as many at a time as each best-fitting free extent holds (`Pac::alloc_blocks`: the
+//!   placement of block-by-block allocation), and a flush joins adjacent blocks before it
+//!   gives them back (`Pac::join`), so that a run costs one best-fit search and one
+//!   coalescing insert instead of one per block: batches of 64 / 256 KiB 43.3 / 63.0 →
+//!   32.2 / 51.7 ns (A/B medians of 5; larson's speed and peak RSS unchanged).
 //! - Large blocks carry no cookie: a large bin holds the blocks' extent descriptors, marked
 //!   `State::Cached` while cached, so a second free of a cached large block is reported at
 //!   once by the free path, which reads the descriptor anyway, and no large free, pop or
