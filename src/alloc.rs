@@ -13,7 +13,7 @@ use crate::init;
 use crate::pac;
 use crate::report::{self, Misuse};
 use crate::rtree;
-use crate::size_class::{bin_size, size2bin, size2bin_scaled, LOOKUP_MAX, SMALL_MAX};
+use crate::size_class::{bin_size, size2bin, size2bin_scaled_and_size, LOOKUP_MAX, SMALL_MAX};
 use crate::slab;
 use crate::sys;
 use crate::tcache::{self, LargeFree, Tcache};
@@ -166,10 +166,10 @@ pub fn malloc(size: usize) -> *mut u8 {
         return malloc_medium(size);
     }
     if let Some(tc) = tcache_fast() {
-        let cb = tc.bin_at(size2bin_scaled(size));
+        let (off, csize) = size2bin_scaled_and_size(size);
+        let cb = tc.bin_at(off);
         if let Some(entry) = cb.pop_fast() {
-            let size = cb.size as usize;
-            return tc.took(entry, size);
+            return tc.took(entry, csize);
         }
     }
     malloc_slow(size)
