@@ -214,6 +214,50 @@ static inline void *opaque_ptr(void *p) {
     return p;
 }
 
+/* For the misuse programs: `n` live blocks of `size` in o[0..n), each written. */
+static inline void malloc_live(char **o, int n, size_t size) {
+    for (int i = 0; i < n; i++) {
+        o[i] = malloc(size);
+        CHECK(o[i] != NULL, "malloc(%zu)", size);
+        memset(o[i], 1, size);
+    }
+}
+
+/* For the misuse programs, after block `a` of `size` was freed twice: malloc `tries` times,
+ * each new owner writing its block; `a` must never come back twice (the library should
+ * abort before). Returns misuse_not_detected's status. */
+static inline int malloc_until_twice(const char *a, size_t size, int tries, const char *what) {
+    int seen = 0;
+    for (int i = 0; i < tries; i++) {
+        char *p = malloc(size);
+        CHECK(p != NULL, "malloc(%zu)", size);
+        if (p == a && ++seen == 2)
+            return misuse_not_detected("a block freed twice was handed out twice");
+        memset(p, 0x5a, size < 64 ? size : 64); /* a live owner writes its block */
+    }
+    return misuse_not_detected(what);
+}
+
+/* jemalloc's mallctl, weak: in LD_PRELOAD mode the preloaded library provides it. */
+__attribute__((weak)) int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
+
+/* For the misuse programs: announce `a`, free it, give this thread's cache back
+ * (`thread.tcache.flush`: `a` is back in its slab), and free `a` again. */
+static inline void free_flush_free(char *a) {
+    announce_pointer(a);
+    free(a);
+    CHECK(mallctl("thread.tcache.flush", NULL, NULL, NULL, 0) == 0, "thread.tcache.flush");
+    free(opaque_ptr(a));
+}
+
+/* For the misuse programs: `n` live blocks of `size` in o[0..n), then block o[k] freed,
+ * flushed back to its slab and freed again (`free_flush_free`); returns o[k]. */
+static inline char *double_free_across_flush(char **o, int n, size_t size, int k) {
+    malloc_live(o, n, size);
+    free_flush_free(o[k]);
+    return o[k];
+}
+
 /* For the misuse programs: free(a); free(b); free(a) with blocks of `size`, then malloc
  * `tries` times; `a` must never come back twice (the library should abort before). */
 static inline int interleaved_double_free(size_t size, int tries, const char *what) {
@@ -226,15 +270,7 @@ static inline int interleaved_double_free(size_t size, int tries, const char *wh
     free(a);
     free(b);
     free(opaque_ptr(a));
-    int seen = 0;
-    for (int i = 0; i < tries; i++) {
-        char *p = malloc(size);
-        CHECK(p != NULL, "malloc(%zu)", size);
-        if (p == a && ++seen == 2)
-            return misuse_not_detected("a block freed twice was handed out twice");
-        memset(p, 0x5a, 64); /* a live owner writes its block */
-    }
-    return misuse_not_detected(what);
+    return malloc_until_twice(a, size, tries, what);
 }
 
 static inline size_t opaque_size(size_t n) {

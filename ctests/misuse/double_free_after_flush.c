@@ -8,31 +8,12 @@
  * owner's data replaced it). */
 #include "../common.h"
 
-#define WEAK __attribute__((weak))
-WEAK int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
-
 #define SIZE 64
 #define N 256
 
 int main(void) {
     misuse_begin();
     static char *live[N];
-    for (int i = 0; i < N; i++) {
-        live[i] = malloc(SIZE);
-        CHECK(live[i] != NULL, "malloc(%d)", SIZE);
-        memset(live[i], 1, SIZE);
-    }
-    char *a = live[N / 2];
-    announce_pointer(a);
-    free(a);
-    CHECK(mallctl("thread.tcache.flush", NULL, NULL, NULL, 0) == 0, "thread.tcache.flush");
-    free(opaque_ptr(a));
-    int seen = 0;
-    for (int i = 0; i < 4 * N; i++) {
-        char *p = malloc(SIZE);
-        CHECK(p != NULL, "malloc(%d)", SIZE);
-        if (p == a && ++seen == 2) return misuse_not_detected("a block freed twice was handed out twice");
-        memset(p, 0x5a, SIZE); /* a live owner writes its block */
-    }
-    return misuse_not_detected("double free after a flush");
+    char *a = double_free_across_flush(live, N, SIZE, N / 2);
+    return malloc_until_twice(a, SIZE, 4 * N, "double free after a flush");
 }

@@ -28,12 +28,5 @@ int main(void) {
     for (int j = 0; j < FREES / 2; j++) free(o[j * STRIDE]);
     free(again);
     for (int j = FREES / 2; j < FREES; j++) free(o[j * STRIDE]);
-    int seen = 0;
-    for (int i = 0; i < 4 * FREES; i++) {
-        char *p = malloc(SIZE);
-        CHECK(p != NULL, "malloc(%d)", SIZE);
-        if (p == a && ++seen == 2) return misuse_not_detected("a block freed twice was handed out twice");
-        memset(p, 0x5a, SIZE); /* a live owner writes its block */
-    }
-    return misuse_not_detected("double free split by a flush");
+    return malloc_until_twice(a, SIZE, 4 * FREES, "double free split by a flush");
 }

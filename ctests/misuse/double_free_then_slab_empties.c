@@ -9,7 +9,6 @@
 #include "../common.h"
 
 #define WEAK __attribute__((weak))
-WEAK int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen);
 WEAK void dallocx(void *ptr, int flags);
 #define MALLOCX_TCACHE_NONE ((int)((-1 + 2) << 8))
 
@@ -19,16 +18,8 @@ WEAK void dallocx(void *ptr, int flags);
 int main(void) {
     misuse_begin();
     static char *o[N];
-    for (int i = 0; i < N; i++) {
-        o[i] = malloc(SIZE);
-        CHECK(o[i] != NULL, "malloc(%d)", SIZE);
-        memset(o[i], 1, SIZE);
-    }
-    char *a = o[N / 8]; /* an early slab: not the current one, which is never released */
-    announce_pointer(a);
-    free(a);
-    CHECK(mallctl("thread.tcache.flush", NULL, NULL, NULL, 0) == 0, "thread.tcache.flush");
-    free(opaque_ptr(a));
+    /* o[N / 8] sits in an early slab: not the current one, which is never released. */
+    char *a = double_free_across_flush(o, N, SIZE, N / 8);
     for (int i = 0; i < N; i++)
         if (i != N / 8) dallocx(o[i], MALLOCX_TCACHE_NONE);
     char *p = malloc(SIZE);
