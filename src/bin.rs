@@ -206,7 +206,7 @@ impl BinInner {
     ///
     /// # Safety
     /// `out` has room for `n` pointers.
-    pub unsafe fn alloc_batch(&mut self, pac: &Pac, out: *mut *mut u8, n: usize) -> usize {
+    pub unsafe fn alloc_batch(&mut self, pac: &Pac, out: *mut *mut u8, n: usize, word: usize) -> usize {
         debug_assert!(self.unfiled.is_null() && self.npending == 0, "frees not settled");
         let bin = self.bin as usize;
         let mut got = 0;
@@ -218,7 +218,7 @@ impl BinInner {
                     break;
                 }
             }
-            got += slab::alloc_regions(s, bin, out.add(got), n - got);
+            got += slab::alloc_regions(s, bin, out.add(got), n - got, word);
         }
         self.nmalloc += got as u64;
         self.curregs += got;
@@ -249,13 +249,32 @@ impl BinInner {
     /// `s` is the active slab of this class that the rtree returned for `p`.
     #[inline(always)]
     pub unsafe fn free(&mut self, pac: &Pac, s: *mut Extent, p: usize, func: &str) {
+        self.free_in::<false>(pac, s, p, func);
+    }
+
+    /// `free` of a region whose first word already holds the free mark (a thread cache's
+    /// flush writes it as it checks the cookie: one touch of the block, not two).
+    ///
+    /// # Safety
+    /// As for `free`.
+    #[inline(always)]
+    pub unsafe fn free_marked(&mut self, pac: &Pac, s: *mut Extent, p: usize, func: &str) {
+        self.free_in::<true>(pac, s, p, func);
+    }
+
+    #[inline(always)]
+    unsafe fn free_in<const MARKED: bool>(&mut self, pac: &Pac, s: *mut Extent, p: usize, func: &str) {
         let bin = self.bin as usize;
         let i = match slab::check(s, bin, p) {
             RegionCheck::Live(i) => i,
             RegionCheck::Interior => report::misuse(func, Misuse::InteriorPointer, p),
             RegionCheck::AlreadyFree => report::misuse(func, Misuse::DoubleFree, p),
         };
-        slab::free_region(s, i, p);
+        if MARKED {
+            slab::free_marked_region(s, i, p);
+        } else {
+            slab::free_region(s, i, p);
+        }
         self.ndalloc += 1;
         self.curregs -= 1;
         if s != self.slabcur && s != self.unfiled {

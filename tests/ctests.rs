@@ -436,6 +436,8 @@ ctests! {
         Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
     misuse_double_free_after_flush => "misuse/double_free_after_flush",
         Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
+    misuse_double_free_flushed_together => "misuse/double_free_flushed_together",
+        Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
     misuse_double_free_then_slab_empties => "misuse/double_free_then_slab_empties",
         free_err(&["double free or write after free"]);
     misuse_interior_small => "misuse/interior_small", free_err(&["interior pointer"]);

@@ -10,12 +10,14 @@
 //!   working set the block is a cache miss per free, and the bitmap test was 8 of free's 37
 //!   instructions): a free checks that `p` is a region start and not the top of the class's
 //!   stack (the immediate `free(p); free(p)`), then writes `COOKIE` into the block's first
-//!   word and pushes it; a refill writes it into every block it caches. A block leaving the
-//!   cache, to a malloc or in a flush back to its arena, must carry the cookie: a block freed
-//!   twice is cached twice, and when the first copy leaves, the cookie goes (a malloc clears
-//!   it, a flush's slab writes its free mark over it), so the second copy is reported
-//!   (`malloc(): double free or write after free`) before it is ever handed out twice; two
-//!   copies flushed together are caught by the slab bitmap. A block freed again after it went
+//!   word and pushes it; a refill has the slab write it into every block it takes (in the
+//!   same touch as the slab checks its free mark: one pass over the blocks, not two; batches
+//!   of 32 KiB 31.3 → 20.6 ns, medians of 7). A block leaving the cache, to a malloc or in a
+//!   flush back to its arena, must carry the cookie: a block freed twice is cached twice,
+//!   and when the first copy leaves, the cookie goes (a malloc clears it, a flush writes the
+//!   slab's free mark over it), so the second copy is reported (`malloc(): double free or
+//!   write after free`) before it is ever handed out twice, also when both copies are in one
+//!   flush (`flush::take_cookie`). A block freed again after it went
 //!   back to its slab is cached like any other, with the cookie written over the slab's free
 //!   mark: the slab finds the mark gone before it hands the block out again or releases its
 //!   pages (`slab`; `ctests/misuse/double_free_after_flush.c`, `double_free_then_slab_
@@ -121,12 +123,9 @@ impl Tcache {
         let cb = &mut self.bins[bin];
         cb.refill(|at, n| {
             // SAFETY: the bin gives us room for `n` entries at `at`.
-            unsafe { a.bins[bin].lock.lock().alloc_batch(&a.pac, at as *mut *mut u8, n) }
+            // The slab writes the cookie into each block as it checks its free mark.
+            unsafe { a.bins[bin].lock.lock().alloc_batch(&a.pac, at as *mut *mut u8, n, COOKIE) }
         });
-        for &p in cb.cached() {
-            // SAFETY: blocks of ≥ 8 bytes the arena just gave this cache.
-            unsafe { *(p as *mut usize) = COOKIE };
-        }
         cb.refilled = true;
         cb.nfill = (cb.nfill * 2).min((cb.cap() / 2).max(1));
     }
