@@ -5,7 +5,8 @@
 #   target/bench/results.csv   every run (raw)
 #   target/bench/summary.csv   medians per (workload, param, allocator) + ratio to jemalloc
 #   target/bench/chart.svg     ratio to jemalloc per workload and allocator (log scale)
-# and prints one table per workload.
+#   target/bench/targets.txt   issue 3's targets checked against the medians (bench_targets.py)
+# and prints one table per workload, then the targets.
 #
 # Knobs (environment):
 #   RUNS=3                 rounds (every workload x param x allocator once per round)
@@ -138,5 +139,7 @@ done
 rm -f "$OUT/stderr.tmp"
 
 python3 scripts/bench_chart.py "$RESULTS" "$OUT/summary.csv" "$OUT/chart.svg"
-echo "bench: wrote $RESULTS, $OUT/summary.csv, $OUT/chart.svg ($(( $(date +%s) - start )) s, $failures failed runs)"
+echo
+python3 scripts/bench_targets.py "$OUT/summary.csv" | tee "$OUT/targets.txt"
+echo "bench: wrote $RESULTS, $OUT/summary.csv, $OUT/chart.svg, $OUT/targets.txt ($(( $(date +%s) - start )) s, $failures failed runs)"
 [ "$failures" = 0 ]

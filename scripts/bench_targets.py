@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Reads scripts/bench.sh's summary.csv and prints issue 3's targets against it, one line per
+target and row, so that the README's reading of a table can be rerun. Standard library only.
+
+usage: bench_targets.py summary.csv
+
+Targets (speed = median ops/s; ratios from the medians of one run):
+  - every row: oxmalloc >= jemalloc, and >= 0.9 x the faster of mimalloc and tcmalloc;
+  - pairs of 16 and 256 B: at most 1.15 x slower than the faster of jemalloc and tcmalloc;
+  - batches of 32 KiB: <= 60 ns per malloc+free;
+  - drift: RSS/live <= 1.25 and <= jemalloc's;
+  - larson: 2-thread over 1-thread throughput (reported, no bound).
+Rows an allocator did not run in are skipped. The targets are for full runs: QUICK=1 runs
+the drifting cache a quarter as long, so its sizes drift four times as fast per object
+replaced, and it ends at a higher RSS/live (1.26 where a full run gives 1.19).
+"""
+import csv
+import sys
+
+
+def load(path):
+    speed, rss = {}, {}
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            key = (r["workload"], r["param"], r["allocator"])
+            if r["median_ops_per_sec"]:
+                speed[key] = float(r["median_ops_per_sec"])
+            if r.get("median_rss_over_live"):
+                rss[key] = float(r["median_rss_over_live"])
+    return speed, rss
+
+
+def verdict(ok):
+    return "met" if ok else "NOT met"
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    speed, rss = load(sys.argv[1])
+    rows = []
+    for (w, p, a) in speed:
+        if a == "oxmalloc" and (w, p) not in rows:
+            rows.append((w, p))
+    print("== issue 3 targets (oxmalloc; medians of this run) ==")
+    for w, p in rows:
+        ox = speed[(w, p, "oxmalloc")]
+        je = speed.get((w, p, "jemalloc"))
+        peers = [(speed[(w, p, a)], a) for a in ("mimalloc", "tcmalloc") if (w, p, a) in speed]
+        parts = []
+        if je:
+            parts.append(f"vs jemalloc {ox / je:.2f}x {verdict(ox >= je)}")
+        if peers:
+            best, who = max(peers)
+            parts.append(f"vs best of mimalloc/tcmalloc ({who}) {ox / best:.3f}x {verdict(ox >= 0.9 * best)}")
+        print(f"{w:12s} {p:8s} " + "; ".join(parts))
+    for p in ("16", "256"):
+        ox = speed.get(("pairs", p, "oxmalloc"))
+        ref = [speed[("pairs", p, a)] for a in ("jemalloc", "tcmalloc") if ("pairs", p, a) in speed]
+        if ox and ref:
+            slower = max(ref) / ox
+            print(f"pairs of {p} B: {slower:.3f}x the time of the faster of jemalloc/tcmalloc "
+                  f"(<= 1.15: {verdict(slower <= 1.15)})")
+    ox = speed.get(("batch", "32768", "oxmalloc"))
+    if ox:
+        ns = 1e9 / ox
+        print(f"batches of 32 KiB: {ns:.1f} ns per malloc+free (<= 60: {verdict(ns <= 60)})")
+    r_ox, r_je = rss.get(("drift", "40000", "oxmalloc")), rss.get(("drift", "40000", "jemalloc"))
+    if r_ox:
+        line = f"drift RSS/live: {r_ox:.3f} (<= 1.25: {verdict(r_ox <= 1.25)}"
+        if r_je:
+            line += f"; jemalloc {r_je:.3f}: {verdict(r_ox <= r_je)}"
+        print(line + ")")
+    one, two = speed.get(("larson", "1", "oxmalloc")), speed.get(("larson", "2", "oxmalloc"))
+    if one and two:
+        print(f"larson scaling, 2 threads over 1: {two / one:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
