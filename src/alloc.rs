@@ -420,10 +420,15 @@ fn free_to_arena(e: &Extent, p: *mut u8, func: &str) {
     if e.is_slab {
         // SAFETY: the rtree maps `p` to this active slab of class `e.bin` (< NBINS, set by
         // `Pac::alloc` from a class index); `free` re-checks the region under the lock.
-        unsafe {
+        let freed = unsafe {
             let mut g = a.bins.get_unchecked(e.bin as usize).lock.lock();
-            g.free(&a.pac, ep, p as usize, func);
+            let freed = g.free(&a.pac, ep, p as usize);
             g.settle(&a.pac);
+            freed
+        };
+        // Reported with the lock released (see `BinInner::free`).
+        if let Err(kind) = freed {
+            report::misuse(func, kind, p as usize);
         }
     } else {
         // SAFETY: `ep` is the large extent registered for `p`; `dalloc` re-checks under the lock

@@ -202,7 +202,9 @@ impl BinInner {
     }
 
     /// Takes up to `n` regions (fullest slabs first, lowest addresses first within a slab)
-    /// into `out[0..]`; returns how many (fewer only when the OS refuses memory).
+    /// into `out[0..]`, writing `word` (a thread cache's cookie) into the first word of each
+    /// as the slab checks its free mark; returns how many (fewer only when the OS refuses
+    /// memory).
     ///
     /// # Safety
     /// `out` has room for `n` pointers.
@@ -242,33 +244,36 @@ impl BinInner {
         s
     }
 
-    /// Frees region `p` of slab `s`, or reports misuse by `func`. The caller calls `settle`
-    /// before it releases the lock.
+    /// Frees region `p` of slab `s`; `Err` (nothing changed) when `p` is not a live region
+    /// start, for the caller to report once it has called `settle` and released the lock (a
+    /// report aborts: a lock left held would deadlock a SIGABRT handler that forks or
+    /// allocates). The caller calls `settle` before it releases the lock.
     ///
     /// # Safety
     /// `s` is the active slab of this class that the rtree returned for `p`.
     #[inline(always)]
-    pub unsafe fn free(&mut self, pac: &Pac, s: *mut Extent, p: usize, func: &str) {
-        self.free_in::<false>(pac, s, p, func);
+    pub unsafe fn free(&mut self, pac: &Pac, s: *mut Extent, p: usize) -> Result<(), Misuse> {
+        self.free_in::<false>(pac, s, p)
     }
 
     /// `free` of a region whose first word already holds the free mark (a thread cache's
     /// flush writes it as it checks the cookie: one touch of the block, not two).
     ///
     /// # Safety
-    /// As for `free`.
+    /// As for `free`, and the first word of `p` is `slab::FREE_MARK` (a free region must
+    /// carry it: a refill reports one that does not).
     #[inline(always)]
-    pub unsafe fn free_marked(&mut self, pac: &Pac, s: *mut Extent, p: usize, func: &str) {
-        self.free_in::<true>(pac, s, p, func);
+    pub unsafe fn free_marked(&mut self, pac: &Pac, s: *mut Extent, p: usize) -> Result<(), Misuse> {
+        self.free_in::<true>(pac, s, p)
     }
 
     #[inline(always)]
-    unsafe fn free_in<const MARKED: bool>(&mut self, pac: &Pac, s: *mut Extent, p: usize, func: &str) {
+    unsafe fn free_in<const MARKED: bool>(&mut self, pac: &Pac, s: *mut Extent, p: usize) -> Result<(), Misuse> {
         let bin = self.bin as usize;
         let i = match slab::check(s, bin, p) {
             RegionCheck::Live(i) => i,
-            RegionCheck::Interior => report::misuse(func, Misuse::InteriorPointer, p),
-            RegionCheck::AlreadyFree => report::misuse(func, Misuse::DoubleFree, p),
+            RegionCheck::Interior => return Err(Misuse::InteriorPointer),
+            RegionCheck::AlreadyFree => return Err(Misuse::DoubleFree),
         };
         if MARKED {
             slab::free_marked_region(s, i, p);
@@ -283,6 +288,7 @@ impl BinInner {
                 self.refile(pac, last);
             }
         }
+        Ok(())
     }
 
     /// Moves slab `s` (not current) after some of its regions were freed: into a bucket if it
@@ -436,10 +442,10 @@ mod tests {
         // SAFETY: every pointer is a live region of a slab of this bin, registered in the rtree.
         unsafe {
             for &p in &ptrs[0..10] {
-                b.free(&PAC, rtree_of(p), p, "free");
+                b.free(&PAC, rtree_of(p), p).unwrap();
             }
             for &p in &ptrs[64..94] {
-                b.free(&PAC, rtree_of(p), p, "free");
+                b.free(&PAC, rtree_of(p), p).unwrap();
             }
         }
         b.settle(&PAC);
@@ -457,7 +463,7 @@ mod tests {
         let dirty_before = PAC.inner.lock().free_pages().0;
         unsafe {
             for &p in &ptrs[94..128] {
-                b.free(&PAC, rtree_of(p), p, "free");
+                b.free(&PAC, rtree_of(p), p).unwrap();
             }
         }
         b.settle(&PAC);

@@ -7,7 +7,8 @@
 //! The free mark is how a double free of a block that already went back to its slab is
 //! caught without the free path reading the slab's bitmap (that read was 8 of the 37
 //! instructions of `free`'s fast path; see `tcache::small`). `init` marks every region, a
-//! region coming back (`free_region`) is marked again, and a region leaving the slab must
+//! region coming back is marked again (by `free_region`, or by a thread cache's flush as it
+//! checks the block's cookie: `free_marked_region`), and a region leaving the slab must
 //! still carry the mark (`take_marked`): a block freed into a thread cache while free in its
 //! slab gets the cache's cookie written over the mark, and if a malloc hands it out, its
 //! owner's data does the same. Either way the slab finds the mark gone before it hands the

@@ -438,6 +438,10 @@ ctests! {
         Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
     misuse_double_free_flushed_together => "misuse/double_free_flushed_together",
         Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
+    misuse_double_free_slab_released => "misuse/double_free_slab_released",
+        Expect::Abort { func: "malloc", whats: &["double free"] };
+    misuse_report_then_fork => "misuse/report_then_fork",
+        Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
     misuse_double_free_then_slab_empties => "misuse/double_free_then_slab_empties",
         free_err(&["double free or write after free"]);
     misuse_interior_small => "misuse/interior_small", free_err(&["interior pointer"]);

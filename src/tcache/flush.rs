@@ -4,12 +4,14 @@
 //! Contract: blocks go home grouped by arena, one bin lock (or page-allocator lock) per
 //! group, which is also how frees of blocks from other threads' arenas travel back (batched,
 //! never one lock per block). Every small block must still carry the cookie (`take_cookie`),
-//! which its slab's free mark replaces (see `small`).
+//! which its slab's free mark replaces (see `small`). Misuse found under a lock is reported
+//! after the lock is released (`by_arena`).
 //!
 //! Sync: the caller is the cache's thread; the arenas' bin and page-allocator locks are
 //! taken one group at a time.
 
-use super::large::{cached_twice, flush_large};
+use super::large::flush_large;
+use crate::report::Misuse;
 use crate::rtree;
 use super::{Tcache, COOKIE, NCB};
 use crate::arena::{self, Arena};
@@ -43,71 +45,109 @@ impl Tcache {
     }
 }
 
+/// A misuse a flush found under a lock, reported by `by_arena` once the lock is released.
+pub(super) struct Found {
+    pub func: &'static str,
+    pub kind: Misuse,
+    pub p: usize,
+}
+
+/// A block the cache held twice (the other copy already left): `func` is malloc's, as for
+/// the other cache-exit checks.
+pub(super) fn held_twice(p: usize) -> Found {
+    Found { func: "malloc", kind: Misuse::DoubleFree, p }
+}
+
 /// Calls `each(guard, arena, extent, entry)` for every cache entry of `entries` (a small
-/// bin's block addresses, a large bin's descriptors: `extent_of` resolves either), arena by
-/// arena, with `lock(arena)` held around each arena's group and `done(guard, arena)` called
-/// at its end: one lock per arena, however the entries mix (frees of other threads' blocks
-/// travel home this way). Reorders `entries`.
+/// bin's block addresses, a large bin's descriptors: `extent_of` resolves either, null for
+/// a small block the page map no longer maps: a block cached twice whose first copy went
+/// back and merged into a free extent), arena by arena, with `lock(arena)` held around each
+/// arena's group and `done(guard, arena)` called at its end: one lock per arena, however the
+/// entries mix (frees of other threads' blocks travel home this way). Reorders `entries`.
+///
+/// A misuse (`each` returning it, or an unmapped block) stops the flush: `done` runs, the
+/// lock is released, then the report aborts. Reporting with the lock held would leave it
+/// held for a SIGABRT handler that forks (fork takes every allocator lock) or allocates.
+/// The entries handled before it are back in their arenas but still on the cache stack;
+/// after a report nothing uses the cache again.
 pub(super) fn by_arena<G>(
     entries: &mut [usize],
     extent_of: impl Fn(usize) -> *mut Extent,
     mut lock: impl FnMut(&'static Arena) -> G,
-    mut each: impl FnMut(&mut G, &'static Arena, *mut Extent, usize),
+    mut each: impl FnMut(&mut G, &'static Arena, *mut Extent, usize) -> Result<(), Found>,
     mut done: impl FnMut(&mut G, &'static Arena),
 ) {
     let mut todo = entries.len();
     while todo > 0 {
-        // SAFETY: `extent_of` returns live descriptors (never freed).
-        let a = arena::get(unsafe { (*extent_of(entries[0])).arena });
+        let first = extent_of(entries[0]);
+        if first.is_null() {
+            report_found(held_twice(entries[0]));
+        }
+        // SAFETY: `extent_of` returns live descriptors (never freed) or null.
+        let a = arena::get(unsafe { (*first).arena });
         let mut g = lock(a);
         let mut keep = 0;
+        let mut found = None;
         for j in 0..todo {
             let e = extent_of(entries[j]);
+            if e.is_null() {
+                found = Some(held_twice(entries[j]));
+                break;
+            }
             // SAFETY: as above.
             if unsafe { (*e).arena } == a.id {
-                each(&mut g, a, e, entries[j]);
+                if let Err(f) = each(&mut g, a, e, entries[j]) {
+                    found = Some(f);
+                    break;
+                }
             } else {
                 entries[keep] = entries[j];
                 keep += 1;
             }
         }
         done(&mut g, a);
+        drop(g);
+        if let Some(f) = found {
+            report_found(f);
+        }
         todo = keep;
     }
+}
+
+#[cold]
+#[inline(never)]
+fn report_found(f: Found) -> ! {
+    crate::report::misuse(f.func, f.kind, f.p)
 }
 
 /// Returns small blocks of class `bin` to their slabs, one bin lock per arena.
 fn flush_small(bin: usize, blocks: &mut [usize]) {
     by_arena(
         blocks,
-        registered,
+        rtree::lookup,
         |a| a.bins[bin].lock.lock(),
         |g, a, e, p| {
-            // SAFETY: `e` is the active slab of class `bin` holding `p` (checked: a second
-            // copy of a block freed twice may find its pages in another class's slab by now);
-            // we hold its bin's lock.
+            // A second copy of a block freed twice may find its pages in another class's
+            // slab by now, or in no slab: the page-map entry (one atomic load; written under
+            // this bin's lock for this class's slabs) must be a page of slab `e` of this
+            // class (`e`, from the same slot, is of this arena: `by_arena` checked).
+            let entry = rtree::lookup_entry(p);
+            if !rtree::is_slab(entry) || rtree::entry_bin(entry) != bin || rtree::entry_extent(entry) != e {
+                return Err(held_twice(p));
+            }
+            // SAFETY: `p` lies in a live slab of class `bin` (the entry says so, and no slab
+            // of this class is made or released while we hold its bin's lock), so its first
+            // word is mapped memory of a region-sized slot or an interior address, which
+            // `free_marked` rejects: written only after the cookie check passed, and then
+            // followed by a report unless `p` is a region start the slab counts live. We hold
+            // the bin lock; `e` is the entry's slab.
             unsafe {
-                if !(*e).is_slab || (*e).bin as usize != bin {
-                    cached_twice(p as *mut u8);
-                }
-                take_cookie(p);
-                g.free_marked(&a.pac, e, p, "free")
+                take_cookie(p)?;
+                g.free_marked(&a.pac, e, p).map_err(|kind| Found { func: "free", kind, p })
             }
         },
         |g, a| g.settle(&a.pac),
     );
-}
-
-/// The descriptor of cached block `p`. Cached blocks are live, so the rtree maps them, unless
-/// the cache held `p` twice (a double free) and the first copy just went back and merged
-/// into a free extent.
-#[inline]
-fn registered(p: usize) -> *mut Extent {
-    let e = rtree::lookup(p);
-    if e.is_null() {
-        cached_twice(p as *mut u8);
-    }
-    e
 }
 
 /// A block leaving the cache for its slab (under the bin lock, just before the slab takes
@@ -121,14 +161,18 @@ fn registered(p: usize) -> *mut Extent {
 /// cache sets, so every extra touch of a block misses); with that pass writing the mark
 /// itself, 30.6 (the lock's atomic then waits for hundreds of stores to cold lines).
 ///
+/// `Err` (the word unchanged) when the cookie is missing.
+///
 /// # Safety
-/// `p` is a block of ≥ 8 bytes this cache owns.
+/// `p` is the address of a mapped, writable word (a block this cache holds: in a live slab,
+/// see `flush_small`).
 #[inline(always)]
-unsafe fn take_cookie(p: usize) {
+unsafe fn take_cookie(p: usize) -> Result<(), Found> {
     if *(p as *const usize) != COOKIE {
-        lost_cookie(p as *mut u8);
+        return Err(Found { func: "malloc", kind: Misuse::FreedBlockChanged, p });
     }
     *(p as *mut usize) = crate::slab::FREE_MARK;
+    Ok(())
 }
 
 /// A freed-in block lost its cookie before leaving the cache: it was freed twice (the other

@@ -26,7 +26,7 @@
 //! Sync: as for the `Tcache`: its thread only; a cached block's descriptor state (`Cached`)
 //! is written by the owning thread, and read by the page allocator under its lock.
 
-use super::flush::by_arena;
+use super::flush::{by_arena, held_twice};
 use super::gc::GC_LARGE_WEIGHT;
 use super::{Tcache, LARGE_MAX_PAGES, LARGE_MIN_PAGES, NCB, NLARGE};
 use crate::cache_bin::CacheBin;
@@ -330,18 +330,23 @@ pub(super) fn flush_large(descs: &mut [usize]) -> usize {
             // SAFETY: large bins hold descriptors of extents marked Cached (never freed); we
             // hold their arena's Pac lock; `run` is an active extent of it we own.
             unsafe {
-                uncache(&*e);
+                // Not `uncache`: a report waits until `by_arena` released the lock.
+                if (*e).state() != State::Cached {
+                    return Err(held_twice((*e).addr));
+                }
+                (*e).set_state(State::Active);
                 bytes += (*e).size;
                 if !run.is_null() {
                     let joined = g.join(*run, e);
                     if !joined.is_null() {
                         *run = joined;
-                        return;
+                        return Ok(());
                     }
                     let ok = g.dalloc(*run);
                     debug_assert!(ok);
                 }
                 *run = e;
+                Ok(())
             }
         },
         |(g, run), _| {
