@@ -31,7 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Failure: one line with file:line, then exit(1). Never abort(): SIGABRT is what the misuse
@@ -276,6 +278,48 @@ static inline int interleaved_double_free(size_t size, int tries, const char *wh
 static inline size_t opaque_size(size_t n) {
     __asm__ volatile("" : "+r"(n));
     return n;
+}
+
+/* For the misuse programs whose report comes from under an allocator lock: a SIGABRT handler
+ * that forks, as crash reporters do. fork runs the allocator's pthread_atfork handlers, which
+ * take every allocator lock (a lock the aborting thread still holds deadlocks there), and the
+ * child then allocates and frees 512 blocks of `abort_fork_size` straight from their bin
+ * (MALLOCX_TCACHE_NONE: the thread's cache may still hold the bad block). The handler
+ * returns, so abort() goes on to kill the process with SIGABRT; a deadlock ends in SIGALRM
+ * instead (after 10 s). */
+__attribute__((weak)) void *mallocx(size_t size, int flags);
+__attribute__((weak)) void dallocx(void *ptr, int flags);
+static size_t abort_fork_size;
+
+static void abort_fork_handler(int sig) {
+    (void)sig;
+    enum { N = 512, TCACHE_NONE = 1 << 8 };
+    pid_t pid = fork();
+    if (pid == 0) {
+        static void *v[N];
+        for (int i = 0; i < N; i++) {
+            v[i] = mallocx(abort_fork_size, TCACHE_NONE);
+            if (v[i] == NULL) _exit(5);
+        }
+        for (int i = 0; i < N; i++) dallocx(v[i], TCACHE_NONE);
+        _exit(0);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        static const char m[] = "CTEST FAIL: the child forked by the SIGABRT handler could not allocate\n";
+        ssize_t r = write(2, m, sizeof m - 1);
+        (void)r;
+        _exit(4);
+    }
+}
+
+static inline void fork_on_abort(size_t size) {
+    abort_fork_size = size;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = abort_fork_handler;
+    sigaction(SIGABRT, &sa, NULL);
+    alarm(10);
 }
 
 #endif

@@ -56,6 +56,33 @@ pub struct BinInner {
     /// cache flush of blocks allocated together) move it between buckets once, in `settle`
     /// or when a free goes to another slab. Null between locked operations.
     unfiled: *mut Extent,
+    /// A region found without its free mark under the lock (0: none), and whether by a
+    /// slab release (a free) rather than an allocation: reported by the lock's holder once
+    /// it has released the lock (`take_lost`, `report_lost`), never with the lock held (a
+    /// SIGABRT handler that forks or allocates would deadlock on it). Zero between locked
+    /// operations.
+    lost: usize,
+    lost_in_free: bool,
+}
+
+/// A region that lost its free mark, for `report_lost`.
+pub struct Lost {
+    pub p: usize,
+    pub func: &'static str,
+}
+
+/// Reports `lost` (from `BinInner::take_lost`, taken before the bin lock was released).
+#[inline]
+pub fn report_lost(lost: Option<Lost>) {
+    if let Some(l) = lost {
+        report_lost_cold(l);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn report_lost_cold(l: Lost) -> ! {
+    report::misuse(l.func, Misuse::FreedBlockChanged, l.p)
 }
 
 const NPENDING: usize = 8;
@@ -104,6 +131,8 @@ impl Bin {
                 pending: [core::ptr::null_mut(); NPENDING],
                 npending: 0,
                 unfiled: core::ptr::null_mut(),
+                lost: 0,
+                lost_in_free: false,
             }),
         }
     }
@@ -181,10 +210,25 @@ impl BinInner {
         self.npending = 0;
     }
 
-    /// Allocates one region; null when the OS refuses memory.
+    /// Takes the region found without its free mark in this locked operation, if any, for
+    /// `report_lost` after the lock is released. Every holder of the lock that allocates,
+    /// frees or trims calls it before releasing the lock.
+    #[inline]
+    pub fn take_lost(&mut self) -> Option<Lost> {
+        if self.lost == 0 {
+            return None;
+        }
+        let p = core::mem::replace(&mut self.lost, 0);
+        let in_free = core::mem::replace(&mut self.lost_in_free, false);
+        Some(Lost { p, func: if in_free { "free" } else { "malloc" } })
+    }
+
+    /// Allocates one region; null when the OS refuses memory. A region found without its free
+    /// mark is handed out all the same and kept for `take_lost`.
     #[inline(always)]
     pub fn alloc(&mut self, pac: &Pac) -> *mut u8 {
         debug_assert!(self.unfiled.is_null() && self.npending == 0, "frees not settled");
+        debug_assert!(self.lost == 0, "a lost free mark was not reported");
         let bin = self.bin as usize;
         // SAFETY: slabs referenced by this bin are live; we hold the bin lock.
         unsafe {
@@ -197,19 +241,21 @@ impl BinInner {
             }
             self.nmalloc += 1;
             self.curregs += 1;
-            slab::alloc_region(s, bin)
+            slab::alloc_region(s, bin, &mut self.lost)
         }
     }
 
     /// Takes up to `n` regions (fullest slabs first, lowest addresses first within a slab)
     /// into `out[0..]`, writing `word` (a thread cache's cookie) into the first word of each
     /// as the slab checks its free mark; returns how many (fewer only when the OS refuses
-    /// memory).
+    /// memory). A region found without its free mark is taken all the same and kept for
+    /// `take_lost`.
     ///
     /// # Safety
     /// `out` has room for `n` pointers.
     pub unsafe fn alloc_batch(&mut self, pac: &Pac, out: *mut *mut u8, n: usize, word: usize) -> usize {
         debug_assert!(self.unfiled.is_null() && self.npending == 0, "frees not settled");
+        debug_assert!(self.lost == 0, "a lost free mark was not reported");
         let bin = self.bin as usize;
         let mut got = 0;
         while got < n {
@@ -220,7 +266,7 @@ impl BinInner {
                     break;
                 }
             }
-            got += slab::alloc_regions(s, bin, out.add(got), n - got, word);
+            got += slab::alloc_regions(s, bin, out.add(got), n - got, word, &mut self.lost);
         }
         self.nmalloc += got as u64;
         self.curregs += got;
@@ -325,7 +371,16 @@ impl BinInner {
         }
         self.nslabs -= 1;
         // SAFETY: `s` is an emptied slab of this bin, no longer in any bucket.
-        slab::check_all_marked(s, self.bin as usize);
+        let lost = slab::check_all_marked(s, self.bin as usize);
+        if lost != 0 {
+            // A copy of a block of `s` is still around (freed twice, or written after free):
+            // its pages stay out of the page pool, and the caller reports once unlocked.
+            if self.lost == 0 {
+                self.lost = lost;
+                self.lost_in_free = true;
+            }
+            return;
+        }
         if !pac.inner.lock().dalloc(s) {
             report::fatal("corrupt slab state on release");
         }

@@ -18,7 +18,7 @@
 //! touch anyway, except that creation and release touch the first line of every region.
 
 use crate::extent::{Extent, NO_BUCKET};
-use crate::report::{self, Misuse};
+use crate::report;
 use crate::size_class::{bin_size, div_magic, nregs};
 
 /// First word of every region that is free in its slab (see the module header). Differs
@@ -53,58 +53,54 @@ pub unsafe fn init(e: *mut Extent, bin: usize) {
 }
 
 /// Takes the lowest free region (checked for the free mark, which it loses); the slab must
-/// have one.
+/// have one. A region without the mark is still taken, and its address left in `*lost` (if
+/// that is 0) for the bin to report once its lock is released (`BinInner::take_lost`).
 ///
 /// # Safety
 /// The bin lock is held and `(*e).nfree > 0`.
 #[inline(always)]
-pub unsafe fn alloc_region(e: *mut Extent, bin: usize) -> *mut u8 {
+pub unsafe fn alloc_region(e: *mut Extent, bin: usize, lost: &mut usize) -> *mut u8 {
     debug_assert!((*e).nfree() > 0);
     let i = match (*e).bitmap.first_set() {
         Some(i) => i,
         None => report::fatal("corrupt slab: nfree > 0 but no free region"),
     };
     let p = (*e).addr + i * bin_size(bin);
-    take_marked(p);
+    take_marked(p, lost);
     *(p as *mut usize) = 0;
     (*e).bitmap.clear(i);
     (*e).set_nfree((*e).nfree() - 1);
     p as *mut u8
 }
 
-/// Checks that free region `p` still carries the free mark as it leaves its slab.
+/// Checks that free region `p` still carries the free mark as it leaves its slab; if not
+/// (it was freed again into a thread cache, and maybe handed out from there, or written
+/// after its free), records `p` in `*lost` unless an earlier one is there.
 ///
 /// # Safety
 /// `p` is a region of an active slab, free in it, and the bin lock is held.
 #[inline(always)]
-unsafe fn take_marked(p: usize) {
-    if *(p as *const usize) != FREE_MARK {
-        mark_lost(p, "malloc");
+unsafe fn take_marked(p: usize, lost: &mut usize) {
+    if *(p as *const usize) != FREE_MARK && *lost == 0 {
+        *lost = p;
     }
 }
 
-/// A region free in its slab lost its mark: it was freed again into a thread cache (and
-/// maybe handed out from there) or written after its free.
-#[cold]
-#[inline(never)]
-fn mark_lost(p: usize, func: &str) -> ! {
-    report::misuse(func, Misuse::FreedBlockChanged, p)
-}
-
-/// Checks the free mark of every region of slab `e` of class `bin`, all free, before its
-/// pages go back to the page pool (reported as misuse by a `free`: the free that emptied
-/// the slab, or a cache flush).
+/// The first region of slab `e` of class `bin`, all free, that does not carry the free mark
+/// (0: none), checked before the slab's pages go back to the page pool (reported as misuse
+/// by a `free`: the free that emptied the slab, or a cache flush).
 ///
 /// # Safety
 /// The bin lock is held; every region of `e` is free.
-pub unsafe fn check_all_marked(e: *const Extent, bin: usize) {
+pub unsafe fn check_all_marked(e: *const Extent, bin: usize) -> usize {
     let (base, size) = ((*e).addr, bin_size(bin));
     for i in 0..nregs(bin) {
         let p = base + i * size;
         if *(p as *const usize) != FREE_MARK {
-            mark_lost(p, "free");
+            return p;
         }
     }
+    0
 }
 
 /// Classifies `p`, a pointer inside slab `e` of class `bin`.
@@ -155,17 +151,18 @@ const _: () = assert!(REGION_START_LIMIT <= 1 << 18 && crate::size_class::SMALL_
 /// returns how many (≤ nfree). Each is checked for the free mark, which is replaced by
 /// `word` (a thread cache's cookie) in the same touch of the region's first line: a
 /// second pass by the cache over blocks of 16-32 KiB, each on its own page, was a quarter
-/// of the time of batches of 32 KiB.
+/// of the time of batches of 32 KiB. A region without the mark goes into `*lost` as in
+/// `alloc_region`.
 ///
 /// # Safety
 /// The bin lock is held; `out` has room for `n` pointers.
 #[inline]
-pub unsafe fn alloc_regions(e: *mut Extent, bin: usize, out: *mut *mut u8, n: usize, word: usize) -> usize {
+pub unsafe fn alloc_regions(e: *mut Extent, bin: usize, out: *mut *mut u8, n: usize, word: usize, lost: &mut usize) -> usize {
     let (base, size) = ((*e).addr, bin_size(bin));
     let mut k = 0;
     let got = (*e).bitmap.take_lowest(n, |i| {
         let p = base + i * size;
-        take_marked(p);
+        take_marked(p, lost);
         *(p as *mut usize) = word;
         *out.add(k) = p as *mut u8;
         k += 1;

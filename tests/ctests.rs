@@ -442,6 +442,8 @@ ctests! {
         Expect::Abort { func: "malloc", whats: &["double free"] };
     misuse_report_then_fork => "misuse/report_then_fork",
         Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
+    misuse_report_then_fork_refill => "misuse/report_then_fork_refill",
+        Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
     misuse_double_free_then_slab_empties => "misuse/double_free_then_slab_empties",
         free_err(&["double free or write after free"]);
     misuse_interior_small => "misuse/interior_small", free_err(&["interior pointer"]);

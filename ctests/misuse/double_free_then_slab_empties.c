@@ -5,11 +5,10 @@
  * hand `a` out.
  * Expected: SIGABRT with "oxmalloc: free(): double free or write after free 0x..." (a slab's
  * regions must all carry its free mark when it is released; the cache's cookie replaced
- * `a`'s), or the same from malloc if the cache gave `a` out first. */
+ * `a`'s), or the same from malloc if the cache gave `a` out first; the report comes from
+ * under the bin lock, after it is released (`fork_on_abort`). */
 #include "../common.h"
 
-#define WEAK __attribute__((weak))
-WEAK void dallocx(void *ptr, int flags);
 #define MALLOCX_TCACHE_NONE ((int)((-1 + 2) << 8))
 
 #define SIZE 64
@@ -18,6 +17,7 @@ WEAK void dallocx(void *ptr, int flags);
 int main(void) {
     misuse_begin();
     static char *o[N];
+    fork_on_abort(SIZE);
     /* o[N / 8] sits in an early slab: not the current one, which is never released. */
     char *a = double_free_across_flush(o, N, SIZE, N / 8);
     for (int i = 0; i < N; i++)

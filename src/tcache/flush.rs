@@ -62,7 +62,8 @@ pub(super) fn held_twice(p: usize) -> Found {
 /// bin's block addresses, a large bin's descriptors: `extent_of` resolves either, null for
 /// a small block the page map no longer maps: a block cached twice whose first copy went
 /// back and merged into a free extent), arena by arena, with `lock(arena)` held around each
-/// arena's group and `done(guard, arena)` called at its end: one lock per arena, however the
+/// arena's group and `done(guard, arena)` called at its end (a misuse it returns is reported
+/// as one `each` found): one lock per arena, however the
 /// entries mix (frees of other threads' blocks travel home this way). Reorders `entries`.
 ///
 /// A misuse (`each` returning it, or an unmapped block) stops the flush: `done` runs, the
@@ -75,7 +76,7 @@ pub(super) fn by_arena<G>(
     extent_of: impl Fn(usize) -> *mut Extent,
     mut lock: impl FnMut(&'static Arena) -> G,
     mut each: impl FnMut(&mut G, &'static Arena, *mut Extent, usize) -> Result<(), Found>,
-    mut done: impl FnMut(&mut G, &'static Arena),
+    mut done: impl FnMut(&mut G, &'static Arena) -> Option<Found>,
 ) {
     let mut todo = entries.len();
     while todo > 0 {
@@ -105,9 +106,9 @@ pub(super) fn by_arena<G>(
                 keep += 1;
             }
         }
-        done(&mut g, a);
+        let found_at_end = done(&mut g, a);
         drop(g);
-        if let Some(f) = found {
+        if let Some(f) = found.or(found_at_end) {
             report_found(f);
         }
         todo = keep;
@@ -146,7 +147,10 @@ fn flush_small(bin: usize, blocks: &mut [usize]) {
                 g.free_marked(&a.pac, e, p).map_err(|kind| Found { func: "free", kind, p })
             }
         },
-        |g, a| g.settle(&a.pac),
+        |g, a| {
+            g.settle(&a.pac);
+            g.take_lost().map(|l| Found { func: l.func, kind: Misuse::FreedBlockChanged, p: l.p })
+        },
     );
 }
 

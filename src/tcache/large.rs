@@ -355,6 +355,7 @@ pub(super) fn flush_large(descs: &mut [usize]) -> usize {
                 let ok = unsafe { g.dalloc(*run) };
                 debug_assert!(ok);
             }
+            None
         },
     );
     bytes
