@@ -225,6 +225,15 @@ static inline void malloc_live(char **o, int n, size_t size) {
     }
 }
 
+/* For the misuse programs: `n` live blocks of `size` in o[0..n), then block o[k] announced
+ * and freed (into the thread cache); returns o[k]. */
+static inline char *live_then_free(char **o, int n, size_t size, int k) {
+    malloc_live(o, n, size);
+    announce_pointer(o[k]);
+    free(o[k]);
+    return o[k];
+}
+
 /* For the misuse programs, after block `a` of `size` was freed twice: malloc `tries` times,
  * each new owner writing its block; `a` must never come back twice (the library should
  * abort before). Returns misuse_not_detected's status. */

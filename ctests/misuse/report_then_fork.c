@@ -4,17 +4,11 @@
  * Expected: SIGABRT with "oxmalloc: malloc(): double free or write after free 0x...". */
 #include "../common.h"
 
-#define SIZE 64
-#define N 256
-
 int main(void) {
     misuse_begin();
-    static char *o[N];
-    malloc_live(o, N, SIZE);
-    char *a = o[10];
-    announce_pointer(a);
-    fork_on_abort(SIZE);
-    free(a);
+    static char *o[256];
+    fork_on_abort(64);
+    char *a = live_then_free(o, 256, 64, 10);
     memset(opaque_ptr(a), 0, 8); /* write after free: the cache's cookie is gone */
     CHECK(mallctl("thread.tcache.flush", NULL, NULL, NULL, 0) == 0, "thread.tcache.flush");
     return misuse_not_detected("a cached block written after free");

@@ -5,22 +5,16 @@
  * Expected: SIGABRT with "oxmalloc: malloc(): double free or write after free 0x...". */
 #include "../common.h"
 
-#define SIZE 64
-#define N 256
-
 int main(void) {
     misuse_begin();
-    static char *o[N];
-    malloc_live(o, N, SIZE);
-    char *a = o[10];
-    announce_pointer(a);
-    fork_on_abort(SIZE);
-    free(a);
+    static char *o[256];
+    fork_on_abort(64);
+    char *a = live_then_free(o, 256, 64, 10);
     CHECK(mallctl("thread.tcache.flush", NULL, NULL, NULL, 0) == 0, "thread.tcache.flush");
     memset(opaque_ptr(a), 0, 8); /* write after free: the slab's free mark is gone */
-    for (int i = 0; i < 4 * N; i++) {
-        char *p = malloc(SIZE);
-        CHECK(p != NULL, "malloc(%d)", SIZE);
+    for (int i = 0; i < 1024; i++) {
+        char *p = malloc(64);
+        CHECK(p != NULL, "malloc(64)");
         if (p == a) return misuse_not_detected("a block written after it went back to its slab was handed out");
     }
     return misuse_not_detected("a block written after it went back to its slab");
