@@ -529,6 +529,51 @@ mod tests {
         PAC.inner.lock().validate();
     }
 
+    /// Misuse found under the lock is kept for the lock's holder, who reports it once it has
+    /// released the lock: a region without its free mark taken by an allocation, or found
+    /// when its emptied slab would go back to the page pool (which then keeps the slab).
+    #[test]
+    fn lost_marks_wait_for_the_lock_holder() {
+        static PAC: Pac = Pac::new(10);
+        let bin = Bin::new(4); // 64-byte class, 64 regions per one-page slab
+        let mut b = bin.lock.lock();
+        let ptrs: Vec<usize> = (0..128).map(|_| b.alloc(&PAC) as usize).collect();
+        assert!(b.take_lost().is_none());
+        // SAFETY: every pointer is a live region of a slab of this bin; after its free, a
+        // region's first word is still mapped memory of the slab (written on purpose here).
+        unsafe {
+            // Written after its free: the region comes back first from its (fullest) slab.
+            let p = ptrs[5];
+            b.free(&PAC, rtree_of(p), p).unwrap();
+            b.settle(&PAC);
+            *(p as *mut usize) = 0;
+            let q = b.alloc(&PAC) as usize;
+            assert_eq!(q, p);
+            let lost = b.take_lost().expect("the lost mark is kept");
+            assert_eq!((lost.p, lost.func), (p, "malloc"));
+            assert!(b.take_lost().is_none());
+            // The second slab (the first is current now: not released when empty) emptied
+            // with one region written after its free: it stays out of the page pool, and the
+            // release is reported as the free's.
+            let dirty_before = PAC.inner.lock().free_pages().0;
+            for &x in &ptrs[64..127] {
+                b.free(&PAC, rtree_of(x), x).unwrap();
+            }
+            *(ptrs[70] as *mut usize) = 0;
+            b.free(&PAC, rtree_of(ptrs[127]), ptrs[127]).unwrap();
+            b.settle(&PAC);
+            let lost = b.take_lost().expect("the release found the lost mark");
+            assert_eq!((lost.p, lost.func), (ptrs[70], "free"));
+            assert_eq!(PAC.inner.lock().free_pages().0, dirty_before);
+            // A double free or an interior pointer is returned to the caller, nothing changed.
+            assert_eq!(b.free(&PAC, rtree_of(ptrs[10]), ptrs[10]), Ok(()));
+            assert_eq!(b.free(&PAC, rtree_of(ptrs[10]), ptrs[10]), Err(Misuse::DoubleFree));
+            assert_eq!(b.free(&PAC, rtree_of(ptrs[11]), ptrs[11] + 8), Err(Misuse::InteriorPointer));
+            b.settle(&PAC);
+            assert!(b.take_lost().is_none());
+        }
+    }
+
     fn rtree_of(p: usize) -> *mut Extent {
         crate::rtree::lookup(p)
     }
