@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Summarise scripts/bench.sh results: medians per (workload, param, allocator), ratio to jemalloc,
-printed tables, summary CSV and an SVG bar chart. Standard library only.
+printed tables, summary CSV (with each one's best run, `best_ops_per_sec`, for
+bench_targets.py) and an SVG bar chart. Standard library only.
 
 usage: bench_chart.py results.csv summary.csv chart.svg
 
@@ -55,12 +56,18 @@ def med(rows, col):
     return statistics.median(vals) if vals else None
 
 
+def best(rows, col):
+    vals = [v for v in (fnum(r[col]) for r in rows) if v is not None]
+    return max(vals) if vals else None
+
+
 def summarise(runs):
     s = {}
     for k, rows in runs.items():
         s[k] = {
             "runs": len(rows),
             "ops": med(rows, "ops_per_sec"),
+            "best_ops": best(rows, "ops_per_sec"),
             "ns": med(rows, "ns_per_op"),
             "rss": med(rows, "peak_rss_kib"),
             "rol": med(rows, "rss_over_live"),
@@ -125,7 +132,7 @@ def write_summary(s, path):
     with open(path, "w", newline="") as f:
         wr = csv.writer(f)
         wr.writerow(["workload", "param", "allocator", "runs", "median_ops_per_sec", "median_ns_per_op",
-                     "ratio_vs_jemalloc", "median_peak_rss_kib", "median_rss_over_live"])
+                     "ratio_vs_jemalloc", "median_peak_rss_kib", "median_rss_over_live", "best_ops_per_sec"])
         for (w, p) in groups(s):
             for a in allocators_in(s):
                 d = s.get((w, p, a))
@@ -133,7 +140,7 @@ def write_summary(s, path):
                     continue
                 g = lambda v, f="%.4g": (f % v) if v is not None else ""
                 wr.writerow([w, p, a, d["runs"], g(d["ops"], "%.1f"), g(d["ns"], "%.3f"), g(d["ratio"], "%.4f"),
-                             g(d["rss"], "%.0f"), g(d["rol"], "%.4f")])
+                             g(d["rss"], "%.0f"), g(d["rol"], "%.4f"), g(d["best_ops"], "%.1f")])
 
 
 def esc(t):
