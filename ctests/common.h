@@ -290,19 +290,30 @@ static inline size_t opaque_size(size_t n) {
 }
 
 /* For the misuse programs whose report comes from under an allocator lock: a SIGABRT handler
- * that forks, as crash reporters do. fork runs the allocator's pthread_atfork handlers, which
- * take every allocator lock (a lock the aborting thread still holds deadlocks there), and the
- * child then allocates and frees 512 blocks of `abort_fork_size` straight from their bin
- * (MALLOCX_TCACHE_NONE: the thread's cache may still hold the bad block). The handler
- * returns, so abort() goes on to kill the process with SIGABRT; a deadlock ends in SIGALRM
- * instead (after 10 s). */
+ * that allocates and forks, as crash reporters do. With `allocate` it first mallocs and frees
+ * 512 blocks of `abort_fork_size` itself, through the thread's cache (the cache must be
+ * consistent after the report: a second report would be a second `oxmalloc:` line, which the
+ * harness rejects; not for a double free whose second copy is still cached, which such a
+ * malloc may get and free again); then it forks: fork runs the allocator's
+ * pthread_atfork handlers, which take every allocator lock (a lock the aborting thread still
+ * holds deadlocks there), and the child allocates and frees 512 blocks of the size straight
+ * from their bin (MALLOCX_TCACHE_NONE). The handler returns, so abort() goes on to kill the
+ * process with SIGABRT; a deadlock ends in SIGALRM instead (after 10 s). */
 __attribute__((weak)) void *mallocx(size_t size, int flags);
 __attribute__((weak)) void dallocx(void *ptr, int flags);
 static size_t abort_fork_size;
+static int abort_fork_allocate;
 
 static void abort_fork_handler(int sig) {
     (void)sig;
     enum { N = 512, TCACHE_NONE = 1 << 8 };
+    static void *w[N];
+    for (int i = 0; abort_fork_allocate && i < N; i++) {
+        w[i] = malloc(abort_fork_size);
+        if (w[i] == NULL) _exit(6);
+        memset(w[i], 0x3c, abort_fork_size);
+    }
+    for (int i = 0; abort_fork_allocate && i < N; i++) free(w[i]);
     pid_t pid = fork();
     if (pid == 0) {
         static void *v[N];
@@ -322,8 +333,9 @@ static void abort_fork_handler(int sig) {
     }
 }
 
-static inline void fork_on_abort(size_t size) {
+static inline void fork_on_abort(size_t size, int allocate) {
     abort_fork_size = size;
+    abort_fork_allocate = allocate;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = abort_fork_handler;

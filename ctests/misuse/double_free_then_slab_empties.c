@@ -17,7 +17,7 @@
 int main(void) {
     misuse_begin();
     static char *o[N];
-    fork_on_abort(SIZE);
+    fork_on_abort(SIZE, 0);
     /* o[N / 8] sits in an early slab: not the current one, which is never released. */
     char *a = double_free_across_flush(o, N, SIZE, N / 8);
     for (int i = 0; i < N; i++)

@@ -19,7 +19,9 @@ use crate::extent::Extent;
 use crate::size_class::NBINS;
 
 impl Tcache {
-    /// Gives the `n` oldest blocks of cache bin `i` back to their arenas.
+    /// Gives the `n` oldest blocks of cache bin `i` back to their arenas. On misuse the
+    /// `n` entries leave the stack all the same (those not yet given back are abandoned) and
+    /// the report follows: a SIGABRT handler that allocates finds a consistent cache.
     pub(super) fn flush(&mut self, i: usize, n: usize) {
         let n = n.min(self.bins[i].ncached() as usize);
         if n == 0 {
@@ -27,13 +29,20 @@ impl Tcache {
         }
         // SAFETY: slots[0..n] are cached entries of this bin; we own them until returned.
         let blocks = self.bins[i].oldest(n);
-        if i < NBINS {
-            flush_small(i, blocks);
+        let found = if i < NBINS {
+            flush_small(i, blocks).err()
         } else {
-            let bytes = flush_large(blocks);
+            let (bytes, found) = match flush_large(blocks) {
+                Ok(bytes) => (bytes, None),
+                Err(f) => (n * self.bins[i].size as usize, Some(f)),
+            };
             self.large_bytes -= bytes;
-        }
+            found
+        };
         self.bins[i].remove_oldest(n);
+        if let Some(f) = found {
+            report_found(f);
+        }
     }
 
     /// Empties every bin (thread exit, `malloc_trim`, `thread.tcache.flush`).
@@ -67,22 +76,22 @@ pub(super) fn held_twice(p: usize) -> Found {
 /// entries mix (frees of other threads' blocks travel home this way). Reorders `entries`.
 ///
 /// A misuse (`each` returning it, or an unmapped block) stops the flush: `done` runs, the
-/// lock is released, then the report aborts. Reporting with the lock held would leave it
-/// held for a SIGABRT handler that forks (fork takes every allocator lock) or allocates.
-/// The entries handled before it are back in their arenas but still on the cache stack;
-/// after a report nothing uses the cache again.
+/// lock is released, and the misuse is returned for the caller to report once its cache
+/// is consistent again (`report_found`). Reporting with the lock held would leave it held
+/// for a SIGABRT handler that forks (fork takes every allocator lock) or allocates. The
+/// entries handled before it are back in their arenas, the rest untouched.
 pub(super) fn by_arena<G>(
     entries: &mut [usize],
     extent_of: impl Fn(usize) -> *mut Extent,
     mut lock: impl FnMut(&'static Arena) -> G,
     mut each: impl FnMut(&mut G, &'static Arena, *mut Extent, usize) -> Result<(), Found>,
     mut done: impl FnMut(&mut G, &'static Arena) -> Option<Found>,
-) {
+) -> Result<(), Found> {
     let mut todo = entries.len();
     while todo > 0 {
         let first = extent_of(entries[0]);
         if first.is_null() {
-            report_found(held_twice(entries[0]));
+            return Err(held_twice(entries[0]));
         }
         // SAFETY: `extent_of` returns live descriptors (never freed) or null.
         let a = arena::get(unsafe { (*first).arena });
@@ -109,20 +118,23 @@ pub(super) fn by_arena<G>(
         let found_at_end = done(&mut g, a);
         drop(g);
         if let Some(f) = found.or(found_at_end) {
-            report_found(f);
+            return Err(f);
         }
         todo = keep;
     }
+    Ok(())
 }
 
+/// Reports a misuse a flush found (with no lock held).
 #[cold]
 #[inline(never)]
-fn report_found(f: Found) -> ! {
+pub(super) fn report_found(f: Found) -> ! {
     crate::report::misuse(f.func, f.kind, f.p)
 }
 
-/// Returns small blocks of class `bin` to their slabs, one bin lock per arena.
-fn flush_small(bin: usize, blocks: &mut [usize]) {
+/// Returns small blocks of class `bin` to their slabs, one bin lock per arena; stops at a
+/// misuse (`by_arena`).
+fn flush_small(bin: usize, blocks: &mut [usize]) -> Result<(), Found> {
     by_arena(
         blocks,
         rtree::lookup,
@@ -151,7 +163,7 @@ fn flush_small(bin: usize, blocks: &mut [usize]) {
             g.settle(&a.pac);
             g.take_lost().map(|l| Found { func: l.func, kind: Misuse::FreedBlockChanged, p: l.p })
         },
-    );
+    )
 }
 
 /// A block leaving the cache for its slab (under the bin lock, just before the slab takes

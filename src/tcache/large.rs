@@ -26,7 +26,7 @@
 //! Sync: as for the `Tcache`: its thread only; a cached block's descriptor state (`Cached`)
 //! is written by the owning thread, and read by the page allocator under its lock.
 
-use super::flush::{by_arena, held_twice};
+use super::flush::{by_arena, held_twice, report_found, Found};
 use super::gc::GC_LARGE_WEIGHT;
 use super::{Tcache, LARGE_MAX_PAGES, LARGE_MIN_PAGES, NCB, NLARGE};
 use crate::cache_bin::CacheBin;
@@ -307,18 +307,32 @@ impl Tcache {
             n += old.len();
             take[k] = old.len() as u16;
         }
-        self.large_bytes -= flush_large(&mut batch[..n]);
+        let found = match flush_large(&mut batch[..n]) {
+            Ok(bytes) => {
+                self.large_bytes -= bytes;
+                None
+            }
+            Err(f) => Some(f),
+        };
         for (k, i) in (NBINS..NCB).enumerate() {
             if take[k] != 0 {
+                if found.is_some() {
+                    // Abandoned or given back, they leave the stack and the budget alike.
+                    self.large_bytes -= take[k] as usize * self.bins[i].size as usize;
+                }
                 self.bins[i].remove_oldest(take[k] as usize);
             }
+        }
+        if let Some(f) = found {
+            report_found(f);
         }
     }
 }
 
 /// Returns large blocks (their descriptors, as the large bins hold them) to their arenas'
-/// page allocators, one lock per arena; returns bytes.
-pub(super) fn flush_large(descs: &mut [usize]) -> usize {
+/// page allocators, one lock per arena; returns bytes, or the misuse that stopped it
+/// (`by_arena`).
+pub(super) fn flush_large(descs: &mut [usize]) -> Result<usize, Found> {
     let mut bytes = 0;
     // The guard carries the run joined so far (`Pac::join`): blocks refilled together leave
     // together, in address order one way or the other, and go back as one extent.
@@ -357,8 +371,8 @@ pub(super) fn flush_large(descs: &mut [usize]) -> usize {
             }
             None
         },
-    );
-    bytes
+    )?;
+    Ok(bytes)
 }
 
 /// A cached large block leaving the cache (to a malloc or back to its page allocator): its
