@@ -67,46 +67,44 @@ pub(super) fn held_twice(p: usize) -> Found {
     Found { func: "malloc", kind: Misuse::DoubleFree, p }
 }
 
-/// Calls `each(guard, arena, extent, entry)` for every cache entry of `entries` (a small
-/// bin's block addresses, a large bin's descriptors: `extent_of` resolves either, null for
-/// a small block the page map no longer maps: a block cached twice whose first copy went
-/// back and merged into a free extent), arena by arena, with `lock(arena)` held around each
-/// arena's group and `done(guard, arena)` called at its end (a misuse it returns is reported
-/// as one `each` found): one lock per arena, however the
-/// entries mix (frees of other threads' blocks travel home this way). Reorders `entries`.
+/// Calls `each(guard, arena, extent, tag, entry)` for every cache entry of `entries` (a
+/// small bin's block addresses, a large bin's descriptors), arena by arena, with
+/// `lock(arena)` held around each arena's group and `done(guard, arena)` called at its end (a
+/// misuse it returns counts as one `each` found): one lock per arena, however the entries
+/// mix (frees of other threads' blocks travel home this way). `resolve` gives an entry's
+/// page-map word (a small block's, tagged with its slab's class) or its descriptor (a large
+/// block's); its descriptor bits are the extent, none for a small block the page map no
+/// longer maps (a block cached twice whose first copy went back and merged into a free
+/// extent); `each` gets the word's tag bits. Reorders `entries`.
 ///
-/// A misuse (`each` returning it, or an unmapped block) stops the flush: `done` runs, the
-/// lock is released, and the misuse is returned for the caller to report once its cache
-/// is consistent again (`report_found`). Reporting with the lock held would leave it held
-/// for a SIGABRT handler that forks (fork takes every allocator lock) or allocates. The
-/// entries handled before it are back in their arenas, the rest untouched.
 pub(super) fn by_arena<G>(
     entries: &mut [usize],
-    extent_of: impl Fn(usize) -> *mut Extent,
+    resolve: impl Fn(usize) -> usize,
     mut lock: impl FnMut(&'static Arena) -> G,
-    mut each: impl FnMut(&mut G, &'static Arena, *mut Extent, usize) -> Result<(), Found>,
+    mut each: impl FnMut(&mut G, &'static Arena, *mut Extent, usize, usize) -> Result<(), Found>,
     mut done: impl FnMut(&mut G, &'static Arena) -> Option<Found>,
 ) -> Result<(), Found> {
     let mut todo = entries.len();
     while todo > 0 {
-        let first = extent_of(entries[0]);
+        let first = rtree::entry_extent(resolve(entries[0]));
         if first.is_null() {
             return Err(held_twice(entries[0]));
         }
-        // SAFETY: `extent_of` returns live descriptors (never freed) or null.
+        // SAFETY: `resolve` gives live descriptors (never freed) or none.
         let a = arena::get(unsafe { (*first).arena });
         let mut g = lock(a);
         let mut keep = 0;
         let mut found = None;
         for j in 0..todo {
-            let e = extent_of(entries[j]);
+            let word = resolve(entries[j]);
+            let e = rtree::entry_extent(word);
             if e.is_null() {
                 found = Some(held_twice(entries[j]));
                 break;
             }
             // SAFETY: as above.
             if unsafe { (*e).arena } == a.id {
-                if let Err(f) = each(&mut g, a, e, entries[j]) {
+                if let Err(f) = each(&mut g, a, e, word ^ e as usize, entries[j]) {
                     found = Some(f);
                     break;
                 }
@@ -137,15 +135,14 @@ pub(super) fn report_found(f: Found) -> ! {
 fn flush_small(bin: usize, blocks: &mut [usize]) -> Result<(), Found> {
     by_arena(
         blocks,
-        rtree::lookup,
+        rtree::lookup_entry,
         |a| a.bins[bin].lock.lock(),
-        |g, a, e, p| {
+        |g, a, e, tag, p| {
             // A second copy of a block freed twice may find its pages in another class's
             // slab by now, or in no slab: the page-map entry (one atomic load; written under
-            // this bin's lock for this class's slabs) must be a page of slab `e` of this
-            // class (`e`, from the same slot, is of this arena: `by_arena` checked).
-            let entry = rtree::lookup_entry(p);
-            if !rtree::is_slab(entry) || rtree::entry_bin(entry) != bin || rtree::entry_extent(entry) != e {
+            // this bin's lock for this class's slabs) must be a page of a slab of this class
+            // (`e`, the entry's descriptor, is of this arena: `by_arena` checked).
+            if !rtree::is_slab(tag) || rtree::entry_bin(tag) != bin {
                 return Err(held_twice(p));
             }
             // SAFETY: `p` lies in a live slab of class `bin` (the entry says so, and no slab

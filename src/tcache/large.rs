@@ -338,9 +338,9 @@ pub(super) fn flush_large(descs: &mut [usize]) -> Result<usize, Found> {
     // together, in address order one way or the other, and go back as one extent.
     by_arena(
         descs,
-        |d| d as *mut Extent,
+        |d| d,
         |a| (a.pac.inner.lock(), core::ptr::null_mut::<Extent>()),
-        |(g, run), _, e, _| {
+        |(g, run), _, e, _, _| {
             // SAFETY: large bins hold descriptors of extents marked Cached (never freed); we
             // hold their arena's Pac lock; `run` is an active extent of it we own.
             unsafe {
