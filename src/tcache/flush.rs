@@ -54,7 +54,8 @@ impl Tcache {
     }
 }
 
-/// A misuse a flush found under a lock, reported by `by_arena` once the lock is released.
+/// A misuse a flush found under a lock: `by_arena` returns it once the lock is released, and
+/// its caller reports it (`report_found`) once its cache is consistent again.
 pub(super) struct Found {
     pub func: &'static str,
     pub kind: Misuse,
@@ -77,6 +78,11 @@ pub(super) fn held_twice(p: usize) -> Found {
 /// longer maps (a block cached twice whose first copy went back and merged into a free
 /// extent); `each` gets the word's tag bits. Reorders `entries`.
 ///
+/// A misuse (`each` or `done` returning it, or an unmapped block) stops the flush: `done`
+/// runs, the lock is released, and the misuse is returned. Reporting with the lock held
+/// would leave it held for a SIGABRT handler that forks (fork takes every allocator lock)
+/// or allocates. The entries handled before it are back in their arenas, the rest
+/// untouched.
 pub(super) fn by_arena<G>(
     entries: &mut [usize],
     resolve: impl Fn(usize) -> usize,
