@@ -363,8 +363,10 @@ impl BinInner {
         }
     }
 
+    /// Gives emptied slab `s` back to the page pool; false when a region of it lost its free
+    /// mark (the slab is kept out of the pool, the region left for `take_lost`).
     #[cold]
-    unsafe fn release(&mut self, pac: &Pac, s: *mut Extent) {
+    unsafe fn release(&mut self, pac: &Pac, s: *mut Extent) -> bool {
         if let Some(k) = self.pending[..self.npending].iter().position(|&x| x == s) {
             self.npending -= 1;
             self.pending[k] = self.pending[self.npending];
@@ -379,11 +381,12 @@ impl BinInner {
                 self.lost = lost;
                 self.lost_in_free = true;
             }
-            return;
+            return false;
         }
         if !pac.inner.lock().dalloc(s) {
             report::fatal("corrupt slab state on release");
         }
+        true
     }
 
     /// Releases the current slab if it is empty (malloc_trim); returns its pages.
@@ -394,7 +397,9 @@ impl BinInner {
             if !s.is_null() && (*s).nfree() == nregs(self.bin as usize) {
                 self.slabcur = core::ptr::null_mut();
                 let pages = (*s).size >> LG_PAGE;
-                self.release(pac, s);
+                if !self.release(pac, s) {
+                    return 0;
+                }
                 return pages;
             }
         }
