@@ -41,12 +41,7 @@ fn tcache_fast() -> Option<&'static mut Tcache> {
 /// A region of class `bin` straight from arena `a` (no thread cache).
 pub fn small_direct(a: &Arena, bin: usize) -> *mut u8 {
     // SAFETY: `bin` comes from size2bin, < NBINS.
-    let (p, lost) = {
-        let mut g = unsafe { a.bins.get_unchecked(bin) }.lock.lock();
-        let p = g.alloc(&a.pac);
-        (p, g.take_lost())
-    };
-    crate::bin::report_lost(lost);
+    let p = unsafe { a.bins.get_unchecked(bin) }.locked(|g| g.alloc(&a.pac));
     if p.is_null() {
         return enomem();
     }
@@ -425,17 +420,17 @@ fn free_to_arena(e: &Extent, p: *mut u8, func: &str) {
     if e.is_slab {
         // SAFETY: the rtree maps `p` to this active slab of class `e.bin` (< NBINS, set by
         // `Pac::alloc` from a class index); `free` re-checks the region under the lock.
-        let (freed, lost) = unsafe {
-            let mut g = a.bins.get_unchecked(e.bin as usize).lock.lock();
-            let freed = g.free(&a.pac, ep, p as usize);
-            g.settle(&a.pac);
-            (freed, g.take_lost())
+        let freed = unsafe {
+            a.bins.get_unchecked(e.bin as usize).locked(|g| {
+                let freed = g.free(&a.pac, ep, p as usize);
+                g.settle(&a.pac);
+                freed
+            })
         };
         // Reported with the lock released (see `BinInner::free`).
         if let Err(kind) = freed {
             report::misuse(func, kind, p as usize);
         }
-        crate::bin::report_lost(lost);
     } else {
         // SAFETY: `ep` is the large extent registered for `p`; `dalloc` re-checks under the lock
         // that it is still active, which catches two racing frees of one block.
@@ -573,12 +568,7 @@ pub fn trim() -> bool {
 pub fn purge_arena(a: &Arena) -> usize {
     let mut pages = 0;
     for b in a.bins.iter() {
-        let lost = {
-            let mut g = b.lock.lock();
-            pages += g.trim(&a.pac);
-            g.take_lost()
-        };
-        crate::bin::report_lost(lost);
+        pages += b.locked(|g| g.trim(&a.pac));
     }
     pages + a.pac.inner.lock().purge_all()
 }

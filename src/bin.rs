@@ -13,7 +13,7 @@
 
 use crate::extent::{Extent, List, NO_BUCKET};
 use crate::pac::Pac;
-use crate::report::{self, Misuse};
+use crate::report::{self, Found, Misuse};
 use crate::size_class::{nregs, SLAB_PAGES};
 use crate::slab::{self, RegionCheck};
 use crate::sync::{Mutex, Rank};
@@ -58,31 +58,10 @@ pub struct BinInner {
     unfiled: *mut Extent,
     /// A region found without its free mark under the lock (0: none), and whether by a
     /// slab release (a free) rather than an allocation: reported by the lock's holder once
-    /// it has released the lock (`take_lost`, `report_lost`), never with the lock held (a
-    /// SIGABRT handler that forks or allocates would deadlock on it). Zero between locked
-    /// operations.
+    /// it has released the lock (`Bin::locked`, or `take_lost` where the lock is held some
+    /// other way). Zero between locked operations.
     lost: usize,
     lost_in_free: bool,
-}
-
-/// A region that lost its free mark, for `report_lost`.
-pub struct Lost {
-    pub p: usize,
-    pub func: &'static str,
-}
-
-/// Reports `lost` (from `BinInner::take_lost`, taken before the bin lock was released).
-#[inline]
-pub fn report_lost(lost: Option<Lost>) {
-    if let Some(l) = lost {
-        report_lost_cold(l);
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn report_lost_cold(l: Lost) -> ! {
-    report::misuse(l.func, Misuse::FreedBlockChanged, l.p)
 }
 
 const NPENDING: usize = 8;
@@ -117,6 +96,21 @@ fn bucket_of(nfree: usize, bin: usize) -> usize {
 }
 
 impl Bin {
+    /// Runs `f` under the bin lock; a region it found without its free mark is reported once
+    /// the lock is released (`BinInner::take_lost`).
+    #[inline]
+    pub fn locked<R>(&self, f: impl FnOnce(&mut BinInner) -> R) -> R {
+        let (r, lost) = {
+            let mut g = self.lock.lock();
+            let r = f(&mut g);
+            (r, g.take_lost())
+        };
+        if let Some(found) = lost {
+            found.report();
+        }
+        r
+    }
+
     pub const fn new(bin: u8) -> Self {
         Bin {
             lock: Mutex::ranked(Rank::Bin, BinInner {
@@ -210,17 +204,17 @@ impl BinInner {
         self.npending = 0;
     }
 
-    /// Takes the region found without its free mark in this locked operation, if any, for
-    /// `report_lost` after the lock is released. Every holder of the lock that allocates,
-    /// frees or trims calls it before releasing the lock.
+    /// Takes the region found without its free mark in this locked operation, if any, to
+    /// report once the lock is released. Every holder of the lock that allocates, frees or
+    /// trims calls it before releasing the lock (`Bin::locked` does).
     #[inline]
-    pub fn take_lost(&mut self) -> Option<Lost> {
+    pub fn take_lost(&mut self) -> Option<Found> {
         if self.lost == 0 {
             return None;
         }
         let p = core::mem::replace(&mut self.lost, 0);
         let in_free = core::mem::replace(&mut self.lost_in_free, false);
-        Some(Lost { p, func: if in_free { "free" } else { "malloc" } })
+        Some(Found { func: if in_free { "free" } else { "malloc" }, kind: Misuse::FreedBlockChanged, p })
     }
 
     /// Allocates one region; null when the OS refuses memory. A region found without its free
@@ -555,7 +549,7 @@ mod tests {
             let q = b.alloc(&PAC) as usize;
             assert_eq!(q, p);
             let lost = b.take_lost().expect("the lost mark is kept");
-            assert_eq!((lost.p, lost.func), (p, "malloc"));
+            assert_eq!((lost.p, lost.func, lost.kind), (p, "malloc", Misuse::FreedBlockChanged));
             assert!(b.take_lost().is_none());
             // The second slab (the first is current now: not released when empty) emptied
             // with one region written after its free: it stays out of the page pool, and the
@@ -568,7 +562,7 @@ mod tests {
             b.free(&PAC, rtree_of(ptrs[127]), ptrs[127]).unwrap();
             b.settle(&PAC);
             let lost = b.take_lost().expect("the release found the lost mark");
-            assert_eq!((lost.p, lost.func), (ptrs[70], "free"));
+            assert_eq!((lost.p, lost.func, lost.kind), (ptrs[70], "free", Misuse::FreedBlockChanged));
             assert_eq!(PAC.inner.lock().free_pages().0, dirty_before);
             // A double free or an interior pointer is returned to the caller, nothing changed.
             assert_eq!(b.free(&PAC, rtree_of(ptrs[10]), ptrs[10]), Ok(()));

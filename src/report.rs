@@ -87,6 +87,23 @@ pub fn misuse(func: &str, kind: Misuse, addr: usize) -> ! {
     fatal_at(func, kind.text(), addr)
 }
 
+/// A misuse found while an allocator lock is held, reported (`report`) by whoever holds
+/// the lock once it has released it: a report aborts, and a lock left held would deadlock
+/// a SIGABRT handler that forks (fork takes every allocator lock) or allocates.
+pub struct Found {
+    pub func: &'static str,
+    pub kind: Misuse,
+    pub p: usize,
+}
+
+impl Found {
+    #[cold]
+    #[inline(never)]
+    pub fn report(self) -> ! {
+        misuse(self.func, self.kind, self.p)
+    }
+}
+
 /// Reports `what` about `addr` in `func` and aborts.
 #[cold]
 #[inline(never)]

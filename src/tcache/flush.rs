@@ -11,7 +11,7 @@
 //! taken one group at a time.
 
 use super::large::flush_large;
-use crate::report::Misuse;
+use crate::report::{Found, Misuse};
 use crate::rtree;
 use super::{Tcache, COOKIE, NCB};
 use crate::arena::{self, Arena};
@@ -41,7 +41,7 @@ impl Tcache {
         };
         self.bins[i].remove_oldest(n);
         if let Some(f) = found {
-            report_found(f);
+            f.report();
         }
     }
 
@@ -52,14 +52,6 @@ impl Tcache {
             self.bins[i].reset_low_water();
         }
     }
-}
-
-/// A misuse a flush found under a lock: `by_arena` returns it once the lock is released, and
-/// its caller reports it (`report_found`) once its cache is consistent again.
-pub(super) struct Found {
-    pub func: &'static str,
-    pub kind: Misuse,
-    pub p: usize,
 }
 
 /// A block the cache held twice (the other copy already left): `func` is malloc's, as for
@@ -79,10 +71,9 @@ pub(super) fn held_twice(p: usize) -> Found {
 /// extent); `each` gets the word's tag bits. Reorders `entries`.
 ///
 /// A misuse (`each` or `done` returning it, or an unmapped block) stops the flush: `done`
-/// runs, the lock is released, and the misuse is returned. Reporting with the lock held
-/// would leave it held for a SIGABRT handler that forks (fork takes every allocator lock)
-/// or allocates. The entries handled before it are back in their arenas, the rest
-/// untouched.
+/// runs, the lock is released, and the misuse is returned for the caller to report once its
+/// cache is consistent again (`report::Found`). The entries handled before it are back in
+/// their arenas, the rest untouched.
 pub(super) fn by_arena<G>(
     entries: &mut [usize],
     resolve: impl Fn(usize) -> usize,
@@ -129,13 +120,6 @@ pub(super) fn by_arena<G>(
     Ok(())
 }
 
-/// Reports a misuse a flush found (with no lock held).
-#[cold]
-#[inline(never)]
-pub(super) fn report_found(f: Found) -> ! {
-    crate::report::misuse(f.func, f.kind, f.p)
-}
-
 /// Returns small blocks of class `bin` to their slabs, one bin lock per arena; stops at a
 /// misuse (`by_arena`).
 fn flush_small(bin: usize, blocks: &mut [usize]) -> Result<(), Found> {
@@ -164,7 +148,7 @@ fn flush_small(bin: usize, blocks: &mut [usize]) -> Result<(), Found> {
         },
         |g, a| {
             g.settle(&a.pac);
-            g.take_lost().map(|l| Found { func: l.func, kind: Misuse::FreedBlockChanged, p: l.p })
+            g.take_lost()
         },
     )
 }
@@ -188,7 +172,7 @@ fn flush_small(bin: usize, blocks: &mut [usize]) -> Result<(), Found> {
 #[inline(always)]
 unsafe fn take_cookie(p: usize) -> Result<(), Found> {
     if *(p as *const usize) != COOKIE {
-        return Err(Found { func: "malloc", kind: Misuse::FreedBlockChanged, p });
+        return Err(cookie_gone(p));
     }
     *(p as *mut usize) = crate::slab::FREE_MARK;
     Ok(())
@@ -196,8 +180,13 @@ unsafe fn take_cookie(p: usize) -> Result<(), Found> {
 
 /// A freed-in block lost its cookie before leaving the cache: it was freed twice (the other
 /// copy already went out) or written after free.
+fn cookie_gone(p: usize) -> Found {
+    Found { func: "malloc", kind: Misuse::FreedBlockChanged, p }
+}
+
+/// Reports `cookie_gone` (a malloc's pop, which holds no lock).
 #[cold]
 #[inline(never)]
 pub(super) fn lost_cookie(p: *mut u8) -> ! {
-    crate::report::misuse("malloc", crate::report::Misuse::FreedBlockChanged, p as usize)
+    cookie_gone(p as usize).report()
 }

@@ -26,7 +26,8 @@
 //! Sync: as for the `Tcache`: its thread only; a cached block's descriptor state (`Cached`)
 //! is written by the owning thread, and read by the page allocator under its lock.
 
-use super::flush::{by_arena, held_twice, report_found, Found};
+use super::flush::{by_arena, held_twice};
+use crate::report::Found;
 use super::gc::GC_LARGE_WEIGHT;
 use super::{Tcache, LARGE_MAX_PAGES, LARGE_MIN_PAGES, NCB, NLARGE};
 use crate::cache_bin::CacheBin;
@@ -337,7 +338,7 @@ impl Tcache {
             }
         }
         if let Some(f) = found {
-            report_found(f);
+            f.report();
         }
     }
 }

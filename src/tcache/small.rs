@@ -121,16 +121,11 @@ impl Tcache {
     fn fill(&mut self, bin: usize) {
         let a = self.arena;
         let cb = &mut self.bins[bin];
-        let mut lost = None;
         cb.refill(|at, n| {
-            let mut g = a.bins[bin].lock.lock();
             // SAFETY: the bin gives us room for `n` entries at `at`.
             // The slab writes the cookie into each block as it checks its free mark.
-            let got = unsafe { g.alloc_batch(&a.pac, at as *mut *mut u8, n, COOKIE) };
-            lost = g.take_lost();
-            got
+            a.bins[bin].locked(|g| unsafe { g.alloc_batch(&a.pac, at as *mut *mut u8, n, COOKIE) })
         });
-        crate::bin::report_lost(lost);
         cb.refilled = true;
         cb.nfill = (cb.nfill * 2).min((cb.cap() / 2).max(1));
     }
