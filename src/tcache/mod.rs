@@ -38,7 +38,7 @@ use crate::size_class::{bin_size, NBINS};
 use crate::sync::{Mutex, Rank};
 use crate::tsd;
 use crate::util::LG_PAGE;
-use gc::GC_BYTES;
+use gc::GC_EVENT_BYTES;
 use large::{LARGE_BIN_CAP, LARGE_BYTES};
 
 /// Smallest and largest cached large sizes, in pages (the smallest large size is 32 KiB + 1).
@@ -270,7 +270,7 @@ unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
     core::ptr::addr_of_mut!((*tc).visit_ncached).write([0; NCB]);
     core::ptr::addr_of_mut!((*tc).visit_at).write([0; NCB]);
     core::ptr::addr_of_mut!((*tc).allocated).write(0);
-    core::ptr::addr_of_mut!((*tc).gc_at).write(GC_BYTES);
+    core::ptr::addr_of_mut!((*tc).gc_at).write(GC_EVENT_BYTES);
     core::ptr::addr_of_mut!((*tc).deallocated).write(0);
     core::ptr::addr_of_mut!((*tc).gc_cursor).write(0);
     core::ptr::addr_of_mut!((*tc).large_bytes).write(0);
