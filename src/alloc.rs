@@ -327,7 +327,7 @@ pub fn free(p: *mut u8, func: &str) {
     let Some(bin_off) = rtree::cacheable_bin_scaled(entry) else {
         // Not cold, but out of line: the small-block path stays straight-line code.
         core::hint::cold_path();
-        return free_uncacheable(entry, p, func);
+        return free_uncacheable(p, func, entry);
     };
     if let Some(tc) = tcache_fast() {
         // SAFETY: registered descriptors are never freed; see `lookup_live`. A tagged
@@ -345,9 +345,10 @@ pub fn free(p: *mut u8, func: &str) {
 
 /// `free` of a block whose page-map entry is not a cacheable slab's: a large block goes to
 /// `free_large`, anything else (sparse slab, null, not ours) to `free_slow`. Out of line, so
-/// that the small-block path is `free`'s straight-line code (no taken branch).
+/// that the small-block path is `free`'s straight-line code (no taken branch). `p` and `func`
+/// come first, in the registers `free_slow` takes them in (3 moves fewer per large free).
 #[inline(never)]
-fn free_uncacheable(entry: usize, p: *mut u8, func: &str) {
+fn free_uncacheable(p: *mut u8, func: &str, entry: usize) {
     if entry != 0 && !rtree::is_slab(entry) {
         return free_large(entry, p, func);
     }

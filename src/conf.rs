@@ -139,6 +139,14 @@ static JUNK_ALLOC: AtomicBool = AtomicBool::new(false);
 static JUNK_FREE: AtomicBool = AtomicBool::new(false);
 static STATS_PRINT: AtomicBool = AtomicBool::new(false);
 static TCACHE_MAX: AtomicUsize = AtomicUsize::new(crate::tcache::LARGE_MAX_PAGES << crate::util::LG_PAGE);
+/// How many large page counts thread caches keep, from `LARGE_MIN_PAGES` up: derived from
+/// `TCACHE_MAX` (set together), so that a large free checks its size with one compare.
+static TCACHE_LARGE_SPAN: AtomicUsize = AtomicUsize::new(large_span(crate::tcache::LARGE_MAX_PAGES << crate::util::LG_PAGE));
+
+/// Large page counts cached when the largest cached size is `max` bytes.
+const fn large_span(max: usize) -> usize {
+    (max >> crate::util::LG_PAGE).saturating_sub(crate::tcache::LARGE_MIN_PAGES - 1)
+}
 
 pub fn abort_conf() -> bool {
     ABORT_CONF.load(Relaxed)
@@ -167,6 +175,16 @@ pub fn stats_print() -> bool {
 /// Largest size a thread cache keeps (bytes).
 pub fn tcache_max() -> usize {
     TCACHE_MAX.load(Relaxed)
+}
+
+/// How many large page counts, from `tcache::LARGE_MIN_PAGES` up, thread caches keep
+/// (`tcache_max` in pages, minus the small ones; 0 when no large size is cached).
+#[inline(always)]
+pub fn tcache_large_span() -> usize {
+    // RIP-relative (`static_addr`): a large free reads it, and a GOT load would come first.
+    let span = crate::static_addr!(TCACHE_LARGE_SPAN, AtomicUsize);
+    // SAFETY: the address of a static of this module.
+    unsafe { &*span }.load(Relaxed)
 }
 
 /// The text of `opt.junk`.
@@ -218,6 +236,7 @@ pub fn load() {
     STATS_PRINT.store(c.stats_print.unwrap_or(false), Relaxed);
     if let Some(m) = c.tcache_max {
         TCACHE_MAX.store(m.min(tcache_max()), Relaxed);
+        TCACHE_LARGE_SPAN.store(large_span(tcache_max()), Relaxed);
     }
     crate::arena::set_narenas(c.narenas.unwrap_or_else(crate::arena::default_narenas));
     crate::tcache::set_enabled(c.tcache.unwrap_or(true) && !junk);

@@ -34,6 +34,25 @@ static const char *opt_str(const char *name) {
     return v;
 }
 
+/* stats.active after a refresh. */
+static size_t active_now(void) {
+    uint64_t e = 1;
+    size_t a = 0, len = sizeof a;
+    CHECK(mallctl("epoch", NULL, NULL, &e, sizeof e) == 0, "epoch");
+    CHECK(mallctl("stats.active", &a, &len, NULL, 0) == 0, "stats.active");
+    return a;
+}
+
+/* Whether a block of `size` bytes, allocated and freed, stays active (in the thread cache). */
+static bool kept_by_cache(size_t size) {
+    free(malloc(size)); /* fills the cache's bin once, so the next miss behaves the same */
+    void *p = malloc(size);
+    CHECK(p, "malloc(%zu)", size);
+    size_t before = active_now();
+    free(p);
+    return active_now() == before;
+}
+
 static int symbol_exported(void) { return dlsym(RTLD_DEFAULT, "malloc_conf") == (void *)&malloc_conf; }
 
 /* The child side: check what case `c` promises. */
@@ -70,6 +89,13 @@ static int child(const char *c) {
     } else if (!strcmp(c, "tcache_max")) {
         size_t v = 0, len = sizeof v;
         CHECK(mallctl("opt.tcache_max", &v, &len, NULL, 0) == 0 && v == 65536, "tcache_max:65536 -> %zu", v);
+        /* A freed block up to 64 KiB stays in the thread cache (active pages: the arena still
+         * counts it in use), a bigger one goes back to the page allocator at once. */
+        CHECK(kept_by_cache(64 << 10), "a 64 KiB block must stay cached under tcache_max:65536");
+        CHECK(!kept_by_cache(68 << 10), "a 68 KiB block must not be cached under tcache_max:65536");
+    } else if (!strcmp(c, "tcache_max_default")) {
+        CHECK(kept_by_cache(68 << 10) && kept_by_cache(256 << 10), "blocks up to 256 KiB are cached by default");
+        CHECK(!kept_by_cache(260 << 10), "a 260 KiB block is not cached by default");
     } else if (!strcmp(c, "stats_print")) {
         free(malloc(1000));
     }
@@ -122,6 +148,7 @@ int main(int argc, char **argv) {
     expect_ok("zero_realloc", "zero_realloc:alloc", NULL);
     expect_ok("junk", "junk:true", NULL);
     expect_ok("tcache_max", "tcache_max:65536", NULL);
+    expect_ok("tcache_max_default", NULL, NULL);
     /* one warning line per bad entry, defaults kept, good entries applied */
     int st = run("invalid", "narenas:2,bogus:1,tcache:maybe", NULL, err, sizeof err);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "invalid entries must not stop the program:\n%s", err);
