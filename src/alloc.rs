@@ -750,10 +750,21 @@ pub(crate) mod tests {
         tcache::current().expect("thread cache")
     }
 
+    /// Binds the calling thread's cache to a new manual arena, which no other thread is bound
+    /// to: the test harness's own threads allocate through this allocator too (its `malloc`
+    /// interposes libc's in the test binary), so a region that a test frees and then inspects
+    /// in a shared arena may already be allocated again (failed 1 run in 3 under `cargo test
+    /// --release`).
+    fn bind_private_arena() {
+        let a = arena::create_manual().expect("manual arena");
+        my_tcache().rebind(a);
+    }
+
     #[test]
     fn thread_exit_flushes_and_recycles_the_cache() {
         let _x = ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
         let (tc, blocks) = std::thread::spawn(|| {
+            bind_private_arena();
             let ps: std::vec::Vec<usize> = (0..100).map(|_| malloc(64) as usize).collect();
             for &p in &ps {
                 free(p as *mut u8, "free");
@@ -765,9 +776,10 @@ pub(crate) mod tests {
         })
         .join()
         .unwrap();
-        // SAFETY: caches are never unmapped; after exit this one sits in the pool, empty.
-        let tc = unsafe { &*(tc as *const Tcache) };
-        assert!(tc.bins.iter().all(|b| b.ncached() == 0), "cache not flushed at thread exit");
+        // After the exit the cache sits in the pool, empty, unless a thread of the harness
+        // took it already (caches are never unmapped).
+        let pooled = tcache::pooled_and_empty(tc as *const Tcache);
+        assert!(pooled != Some(false), "cache not flushed at thread exit");
         for p in blocks {
             let e = rtree::lookup(p);
             // SAFETY: the slab stays registered while any region of it is live; if it was
@@ -783,7 +795,12 @@ pub(crate) mod tests {
     #[test]
     fn a_thread_that_only_frees_leaks_nothing() {
         let _x = ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
-        let ps: std::vec::Vec<usize> = (0..3000).map(|i| malloc(16 + i % 200) as usize).collect();
+        let ps: std::vec::Vec<usize> = std::thread::spawn(|| {
+            bind_private_arena();
+            (0..3000).map(|i| malloc(16 + i % 200) as usize).collect()
+        })
+        .join()
+        .unwrap();
         let ps2 = ps.clone();
         std::thread::spawn(move || {
             for p in ps2 {

@@ -481,7 +481,7 @@ mod tests {
                 // The oldest cached block stands for one that two racing frees cached twice.
                 let d = tc.bins[i].oldest(1)[0];
                 (*(d as *const Extent)).set_state(State::Active);
-                libc::signal(libc::SIGABRT, on_abort as libc::sighandler_t);
+                libc::signal(libc::SIGABRT, on_abort as *const () as libc::sighandler_t);
                 if full {
                     crate::alloc::free(blocks[LARGE_BIN_CAP], "free");
                 }

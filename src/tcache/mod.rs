@@ -349,6 +349,24 @@ impl Tcache {
     }
 }
 
+/// Whether cache `tc` sits in the pool of exited threads' caches, and if so whether every bin
+/// is empty (tests: a new thread may take the cache from the pool at any moment; the lock
+/// keeps it there while it is checked).
+#[cfg(test)]
+pub(crate) fn pooled_and_empty(tc: *const Tcache) -> Option<bool> {
+    let pool = POOL.lock();
+    let mut t = pool.head;
+    while !t.is_null() {
+        if core::ptr::eq(t, tc) {
+            // SAFETY: a pooled cache, which no thread uses while we hold the pool's lock.
+            return Some(unsafe { (*t).bins.iter().all(|b| b.ncached() == 0) });
+        }
+        // SAFETY: pooled caches link through `next` under the lock.
+        t = unsafe { (*t).next };
+    }
+    None
+}
+
 pub fn prefork() {
     POOL.raw_lock();
 }
