@@ -864,9 +864,9 @@ pub(crate) mod tests {
                 run.push(malloc(64 << 10));
                 assert_eq!(my_tcache().bins[i].ncached(), 0);
             }
-            // Frees of that size overflow its bin (8 blocks), then a run of mallocs of it:
-            // from the third miss on, misses cache extra blocks.
-            let old: std::vec::Vec<_> = (0..10).map(|_| malloc(64 << 10)).collect();
+            // Frees of that size overflow its bin (2 × LARGE_REFILL_MAX blocks), then a run of
+            // mallocs of it: from the third miss on, misses cache extra blocks.
+            let old: std::vec::Vec<_> = (0..2 * tcache::LARGE_REFILL_MAX + 2).map(|_| malloc(64 << 10)).collect();
             for p in old {
                 free(p, "free");
             }
@@ -882,7 +882,9 @@ pub(crate) mod tests {
                 }
                 my_tcache().validate();
             }
-            assert_eq!(refilled, 3, "a run of one large size refilled {refilled} extra blocks at most");
+            // The refill size doubles per repeated miss up to LARGE_REFILL_MAX: that many
+            // blocks, less the one returned.
+            assert_eq!(refilled as usize, tcache::LARGE_REFILL_MAX - 1, "a run of one large size refilled {refilled} extra blocks at most");
             let mut all = run.clone();
             all.sort();
             all.dedup();
