@@ -218,15 +218,15 @@ pub fn rebind_after_fork(a: &Arena) {
 /// Creates arena `i` (and any missing one below it, so the table stays dense).
 fn create(i: usize) -> Option<&'static Arena> {
     let _g = CREATE.lock();
-    for j in 0..=i {
-        if TABLE[j].load(Ordering::Acquire).is_null() {
+    for (j, slot) in TABLE.iter().enumerate().take(i + 1) {
+        if slot.load(Ordering::Acquire).is_null() {
             let p = BASE.alloc(core::mem::size_of::<Arena>(), 64) as *mut Arena;
             if p.is_null() {
                 return None;
             }
             // SAFETY: `p` is fresh zeroed metadata memory of the right size, unseen by others.
             unsafe { Arena::init_zeroed(p, j as u8) };
-            TABLE[j].store(p, Ordering::Release);
+            slot.store(p, Ordering::Release);
         }
     }
     try_get(i)

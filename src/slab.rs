@@ -217,9 +217,9 @@ mod tests {
 
     #[test]
     fn region_index_is_exact_for_every_class_and_offset() {
-        for bin in 0..NBINS {
+        for (bin, &pages) in SLAB_PAGES.iter().enumerate().take(NBINS) {
             let size = bin_size(bin);
-            let slab = SLAB_PAGES[bin] as usize * crate::util::PAGE;
+            let slab = pages as usize * crate::util::PAGE;
             assert!(slab <= 1 << 18 && div_magic(bin) >= 1 << 49);
             for off in 0..slab {
                 let want = (off % size == 0).then_some(off / size);

@@ -76,24 +76,6 @@ pub const fn gcd(mut a: usize, mut b: usize) -> usize {
     a
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rounding() {
-        assert_eq!(align_up(1, 16), 16);
-        assert_eq!(align_up(16, 16), 16);
-        assert_eq!(align_down(4097, PAGE), PAGE);
-        assert_eq!(align_up_checked(usize::MAX, 16), None);
-        assert_eq!(align_up_checked(usize::MAX - 15, 16), Some(usize::MAX - 15));
-        assert_eq!(lg_floor(1), 0);
-        assert_eq!(lg_floor(4096), 12);
-        assert_eq!(lg_floor(4097), 12);
-        assert_eq!(gcd(80, 4096), 16);
-    }
-}
-
 /// The address of a static, taken RIP-relative (`lea reg, [rip + sym]`).
 ///
 /// rustc does not mark statics `dso_local` in a cdylib, so LLVM reaches them through a GOT
@@ -114,4 +96,22 @@ macro_rules! static_addr {
         }
         p
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding() {
+        assert_eq!(align_up(1, 16), 16);
+        assert_eq!(align_up(16, 16), 16);
+        assert_eq!(align_down(4097, PAGE), PAGE);
+        assert_eq!(align_up_checked(usize::MAX, 16), None);
+        assert_eq!(align_up_checked(usize::MAX - 15, 16), Some(usize::MAX - 15));
+        assert_eq!(lg_floor(1), 0);
+        assert_eq!(lg_floor(4096), 12);
+        assert_eq!(lg_floor(4097), 12);
+        assert_eq!(gcd(80, 4096), 16);
+    }
 }

@@ -207,10 +207,10 @@ fn json(w: &mut Out, o: &Opts) {
         w.s(",\"quantum\":16,\"page\":").n(PAGE as u64);
         w.s(",\"tcache_max\":").n(crate::conf::tcache_max() as u64);
         w.s(",\"nbins\":").n(NBINS as u64).s(",\"nhbins\":").n(tcache::NCB as u64).s(",\"bin\":[");
-        for j in 0..NBINS {
+        for (j, &pages) in SLAB_PAGES.iter().enumerate().take(NBINS) {
             w.s(if j > 0 { ",{" } else { "{" });
             w.s("\"size\":").n(bin_size(j) as u64).s(",\"nregs\":").n(nregs(j) as u64);
-            w.s(",\"slab_size\":").n((SLAB_PAGES[j] as usize * PAGE) as u64).s(",\"nshards\":1}");
+            w.s(",\"slab_size\":").n((pages as usize * PAGE) as u64).s(",\"nshards\":1}");
         }
         w.s("]},");
     }
