@@ -10,7 +10,9 @@ rounds=$1; args=$2; shift 2
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/target/ab/fastest_chunk
 mkdir -p "$(dirname "$bin")"
-[ "$bin" -nt "$root/bench/ab/fastest_chunk.c" ] || cc -O2 -o "$bin" "$root/bench/ab/fastest_chunk.c"
+if [ ! "$bin" -nt "$root/bench/ab/fastest_chunk.c" ] || [ ! "$bin" -nt "$root/bench/workloads/common.h" ]; then
+  cc -O2 -o "$bin" "$root/bench/ab/fastest_chunk.c"
+fi
 declare -A p10 mins
 for _ in $(seq "$rounds"); do
   for lib in "$@"; do

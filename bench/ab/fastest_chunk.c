@@ -9,22 +9,11 @@
  *   BATCH n > 1: n mallocs (each touched) then n frees, repeated to ~16384 pairs per chunk.
  *   CHUNKS (default 3000) are timed after 100 untimed ones.
  * Prints: min=NS p10=NS p50=NS (ns per malloc+free over the chunks). */
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-
-static void *(*volatile f_malloc)(size_t) = malloc;
-static void (*volatile f_free)(void *) = free;
+#include "../workloads/common.h" /* b_malloc, b_free, now_s */
 
 #define PAIRS_PER_CHUNK 16384
 #define MAX_BATCH 4096
 #define MAX_CHUNKS 100000
-
-static double now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
-}
 
 static int by_value(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -47,17 +36,17 @@ int main(int argc, char **argv) {
     static double t[MAX_CHUNKS];
     long rounds = PAIRS_PER_CHUNK / batch > 0 ? PAIRS_PER_CHUNK / batch : 1;
     for (int c = -100; c < chunks; c++) {
-        double t0 = now_ns();
+        double t0 = now_s();
         for (long r = 0; r < rounds; r++) {
             for (int i = 0; i < batch; i++) {
-                v[i] = f_malloc(size);
+                v[i] = b_malloc(size);
                 *(volatile char *)v[i] = 1;
-                if (batch == 1) f_free(v[i]);
+                if (batch == 1) b_free(v[i]);
             }
             if (batch > 1)
-                for (int i = 0; i < batch; i++) f_free(v[i]);
+                for (int i = 0; i < batch; i++) b_free(v[i]);
         }
-        if (c >= 0) t[c] = (now_ns() - t0) / ((double)rounds * batch);
+        if (c >= 0) t[c] = (now_s() - t0) * 1e9 / ((double)rounds * batch);
     }
     qsort(t, chunks, sizeof t[0], by_value);
     printf("min=%.3f p10=%.3f p50=%.3f\n", t[0], t[chunks / 10], t[chunks / 2]);

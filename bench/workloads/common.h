@@ -53,7 +53,7 @@ static inline uint64_t rng_next(uint64_t *s) {
 static inline uint64_t rng_below(uint64_t *s, uint64_t n) { return (rng_next(s) >> 11) % n; }
 
 /* Value (KiB) of a "Key:" line of /proc/self/status, or -1. */
-static long status_kib(const char *key) {
+static inline long status_kib(const char *key) {
     char line[256];
     long v = -1;
     size_t kl = strlen(key);
@@ -70,7 +70,7 @@ static long status_kib(const char *key) {
 }
 
 /* Prints the RESULT line; `extra` is appended verbatim (may be ""). */
-static void report(const char *workload, const char *param, double ops, double secs, const char *extra) {
+static inline void report(const char *workload, const char *param, double ops, double secs, const char *extra) {
     double ops_per_sec = secs > 0 ? ops / secs : 0;
     double ns_per_op = ops > 0 ? secs * 1e9 / ops : 0;
     printf("RESULT workload=%s param=%s allocator=%s ops_per_sec=%.1f ns_per_op=%.3f peak_rss_kib=%ld%s%s\n",

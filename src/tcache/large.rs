@@ -161,13 +161,7 @@ impl Tcache {
         // are never freed).
         let e = unsafe { &*(entry as *const Extent) };
         uncache(e);
-        self.took_uncached(e, bytes)
-    }
-
-    /// `took_large` once the descriptor says `Active` again.
-    #[inline(always)]
-    fn took_uncached(&mut self, e: &Extent, bytes: usize) -> *mut u8 {
-        debug_assert!(e.size == bytes && e.state() == State::Active);
+        debug_assert!(e.size == bytes);
         self.large_bytes -= bytes;
         self.large_gc_credit(bytes);
         self.counted(e.addr as *mut u8, bytes)
@@ -193,18 +187,11 @@ impl Tcache {
         Some(self.took(entry, bytes))
     }
 
-    /// `pop_medium` from a large bin: `entry` is a descriptor; the block leaves the cache. The
-    /// misuse check comes first, so that its report is a tail call and the common path needs
-    /// no stack frame (with `took_large`: 2 instructions more per pop).
+    /// `pop_medium` from a large bin (`entry` is a descriptor): `took_large`, out of line so
+    /// that `malloc_medium` needs no stack frame.
     #[inline(never)]
     fn pop_medium_large(&mut self, entry: usize, bytes: usize) -> *mut u8 {
-        // SAFETY: large bins hold descriptors (never freed), Cached unless freed twice.
-        let e = unsafe { &*(entry as *const Extent) };
-        if e.state() != State::Cached {
-            cached_twice(e.addr as *mut u8);
-        }
-        e.set_state(State::Active);
-        self.took_uncached(e, bytes)
+        self.took_large(entry, bytes)
     }
 
     /// Counts `size` bytes this thread allocated without the cache (large blocks).
@@ -405,10 +392,7 @@ pub(super) fn flush_large(descs: &mut [usize]) -> Result<usize, Found> {
             // hold their arena's Pac lock; `run` is an active extent of it we own.
             unsafe {
                 // Not `uncache`: a report waits until `by_arena` released the lock.
-                if (*e).state() != State::Cached {
-                    return Err(held_twice((*e).addr));
-                }
-                (*e).set_state(State::Active);
+                try_uncache(&*e)?;
                 bytes += (*e).size;
                 if !run.is_null() {
                     let joined = g.join(*run, e);
@@ -441,16 +425,27 @@ pub(super) fn flush_large(descs: &mut [usize]) -> Result<usize, Found> {
 #[inline(always)]
 fn uncache(e: &Extent) {
     if e.state() != State::Cached {
-        cached_twice(e.addr as *mut u8);
+        cached_twice(e.addr);
     }
     e.set_state(State::Active);
+}
+
+/// `uncache` for a caller that holds a lock: the misuse is returned, to be reported once the
+/// lock is released (`flush::by_arena`).
+#[inline(always)]
+fn try_uncache(e: &Extent) -> Result<(), Found> {
+    if e.state() != State::Cached {
+        return Err(held_twice(e.addr));
+    }
+    e.set_state(State::Active);
+    Ok(())
 }
 
 /// A block leaving the cache was cached twice (freed twice; the other copy already left).
 #[cold]
 #[inline(never)]
-pub(super) fn cached_twice(p: *mut u8) -> ! {
-    crate::report::misuse("malloc", crate::report::Misuse::DoubleFree, p as usize)
+fn cached_twice(p: usize) -> ! {
+    held_twice(p).report()
 }
 
 #[cfg(test)]
