@@ -43,7 +43,7 @@ const GC_BYTES: u64 = 64 << 10;
 const GC_VISITS: usize = 3;
 /// Allocated bytes between two GC events.
 pub(super) const GC_EVENT_BYTES: u64 = GC_BYTES * GC_VISITS as u64;
-/// The most one large allocation counts toward `GC_BYTES`.
+/// The most one large allocation counts on the GC clock (`GC_BYTES` per visit).
 pub(super) const GC_LARGE_WEIGHT: usize = 16 << 10;
 
 impl Tcache {
@@ -90,9 +90,9 @@ impl Tcache {
     /// order: each gives back 3/4 of what it did not use since its previous visit, and halves
     /// its refill size (refills double it). A few classes per event keep the event cheap;
     /// most of a thread's 97 bins are empty at their base capacity, and their visit is inline
-    /// here (the rest, `gc_visit`, saves registers for its calls): pairs of 16 / 64 KiB, a
-    /// visit every 4 pairs, 119 / 148 → 110 / 139 instructions per pair (100 / 128 with no
-    /// GC at all).
+    /// here (the rest, `gc_visit`, saves registers for its calls; with one visit per event,
+    /// pairs of 16 / 64 KiB, an event every 4 pairs, 119 / 148 → 110 / 139 instructions per
+    /// pair, 100 / 128 with no GC at all; `GC_VISITS` has the figures for several).
     #[inline(always)]
     pub(super) fn gc_event(&mut self) {
         self.gc_at = self.allocated + GC_EVENT_BYTES;

@@ -11,10 +11,10 @@
 //! - Refill: a large miss takes one block, or up to 8 under one page-allocator lock when the
 //!   thread's last three large misses and its last large free that had to give blocks back
 //!   were all of this size (`large_miss`): batches of 64 / 256 KiB 83.1 / 107.9 → 72.9 / 96.9
-//!   ns with up to 4; larson, realloc and their peak RSS unchanged (8: see `LARGE_BIN_CAP`). The blocks of a refill are carved
-//!   as many at a time as each best-fitting free extent holds (`Pac::alloc_blocks`: the
-//!   placement of block-by-block allocation), and a flush joins adjacent blocks before it
-//!   gives them back (`Pac::join`), so that a run costs one best-fit search and one
+//!   ns with up to 4; larson, realloc and their peak RSS unchanged (8: see `LARGE_BIN_CAP`).
+//!   The blocks of a refill are carved as many at a time as each best-fitting free extent
+//!   holds (`Pac::alloc_blocks`: the placement of block-by-block allocation), and a flush
+//!   joins adjacent blocks before it gives them back (`Pac::join`), so that a run costs one best-fit search and one
 //!   coalescing insert instead of one per block: batches of 64 / 256 KiB 43.3 / 63.0 →
 //!   32.2 / 51.7 ns (A/B medians of 5; larson's speed and peak RSS unchanged).
 //! - Large blocks carry no cookie: a large bin holds the blocks' extent descriptors, marked
@@ -274,11 +274,11 @@ impl Tcache {
     /// too, the bin's refill size doubles (up to half its capacity, within the byte budget);
     /// any other miss resets it to one. A program that frees and then allocates runs of
     /// blocks of one size (batches of 64 KiB: one page-allocator lock per block, each
-    /// waiting for the program's pending stores) thus takes them four at a time. Looser
-    /// triggers cost memory elsewhere: on the repeated miss alone, larson's random large
-    /// sizes held 23.4 → 25.3 MiB peak RSS, and realloc doubling to 4 MiB (a miss of one
-    /// size per round, the block then grown in place, never freed at that size) 2.4 → 4.6
-    /// MiB; with the give-back condition but one repeat, larson still 25.4.
+    /// waiting for the program's pending stores) thus takes up to `LARGE_REFILL_MAX` at a
+    /// time. Looser triggers cost memory elsewhere: on the repeated miss alone, larson's
+    /// random large sizes held 23.4 → 25.3 MiB peak RSS, and realloc doubling to 4 MiB (a
+    /// miss of one size per round, the block then grown in place, never freed at that size)
+    /// 2.4 → 4.6 MiB; with the give-back condition but one repeat, larson still 25.4.
     pub fn large_miss(&mut self, pages: usize) -> usize {
         let Some(i) = large_index(pages) else { return 0 };
         let repeat = self.last_large_miss == i && self.prev_large_miss == i && self.large_gave_back == i;
