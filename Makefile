@@ -32,7 +32,7 @@ deps:
 test: deps build unit ctests ctests-debug programs
 
 unit:
-	$(CARGO) test --no-default-features --lib --test header
+	$(CARGO) test --no-default-features --lib --test header --test layers
 
 ctests: build
 	OXMALLOC_LIB=$(CURDIR)/$(LIB) $(CARGO) test --no-default-features --test ctests

@@ -9,7 +9,7 @@
 
 #![allow(non_snake_case)]
 
-use crate::alloc;
+use crate::front::alloc;
 use core::ffi::c_void;
 
 extern "C" {
@@ -21,7 +21,7 @@ extern "C" {
 #[inline(always)]
 fn aligned(align: usize, size: usize) -> *mut u8 {
     if !align.is_power_of_two() {
-        crate::report::fatal("operator new(): alignment is not a power of two");
+        crate::foundation::report::fatal("operator new(): alignment is not a power of two");
     }
     alloc::aligned(align, size)
 }
@@ -88,7 +88,7 @@ pub extern "C" fn _ZdlPvRKSt9nothrow_t(p: *mut c_void, _nt: *const c_void) {
 /// operator delete(void*, size_t) (sized)
 #[no_mangle]
 pub extern "C" fn _ZdlPvm(p: *mut c_void, size: usize) {
-    crate::xalloc::sdallocx(p as *mut u8, size, 0, "operator delete")
+    crate::front::xalloc::sdallocx(p as *mut u8, size, 0, "operator delete")
 }
 
 /// operator delete(void*, align_val_t)
@@ -106,7 +106,7 @@ pub extern "C" fn _ZdlPvSt11align_val_tRKSt9nothrow_t(p: *mut c_void, _align: us
 /// operator delete(void*, size_t, align_val_t) (sized)
 #[no_mangle]
 pub extern "C" fn _ZdlPvmSt11align_val_t(p: *mut c_void, size: usize, align: usize) {
-    crate::xalloc::sdallocx(p as *mut u8, size, align_flags(align), "operator delete")
+    crate::front::xalloc::sdallocx(p as *mut u8, size, align_flags(align), "operator delete")
 }
 
 /// operator delete[](void*)
@@ -124,7 +124,7 @@ pub extern "C" fn _ZdaPvRKSt9nothrow_t(p: *mut c_void, _nt: *const c_void) {
 /// operator delete[](void*, size_t) (sized)
 #[no_mangle]
 pub extern "C" fn _ZdaPvm(p: *mut c_void, size: usize) {
-    crate::xalloc::sdallocx(p as *mut u8, size, 0, "operator delete[]")
+    crate::front::xalloc::sdallocx(p as *mut u8, size, 0, "operator delete[]")
 }
 
 /// operator delete[](void*, align_val_t)
@@ -142,7 +142,7 @@ pub extern "C" fn _ZdaPvSt11align_val_tRKSt9nothrow_t(p: *mut c_void, _align: us
 /// operator delete[](void*, size_t, align_val_t) (sized)
 #[no_mangle]
 pub extern "C" fn _ZdaPvmSt11align_val_t(p: *mut c_void, size: usize, align: usize) {
-    crate::xalloc::sdallocx(p as *mut u8, size, align_flags(align), "operator delete[]")
+    crate::front::xalloc::sdallocx(p as *mut u8, size, align_flags(align), "operator delete[]")
 }
 
 /// MALLOCX_ALIGN(align) for a power-of-two `align` (C++ guarantees it for align_val_t).

@@ -1,6 +1,6 @@
 //! glibc extensions that programs written for glibc call.
 
-use crate::alloc;
+use crate::front::alloc;
 
 /// Returns empty slabs and purges every free dirty page (MADV_DONTNEED); 1 if memory was
 /// released, else 0. `pad` is ignored.

@@ -1,6 +1,6 @@
 //! jemalloc's non-standard allocation API (`mallocx` family), with jemalloc's prototypes.
 
-use crate::xalloc;
+use crate::front::xalloc;
 use core::ffi::{c_int, c_void};
 
 /// Allocates at least `size` bytes with jemalloc `flags` (MALLOCX_ALIGN, MALLOCX_ZERO,
@@ -55,8 +55,8 @@ pub extern "C" fn nallocx(size: usize, flags: c_int) -> usize {
     xalloc::nallocx(size, flags)
 }
 
-fn req(oldp: *mut c_void, oldlenp: *mut usize, newp: *mut c_void, newlen: usize) -> crate::ctl::Req {
-    crate::ctl::Req { oldp: oldp as *mut u8, oldlenp, newp: newp as *const u8, newlen }
+fn req(oldp: *mut c_void, oldlenp: *mut usize, newp: *mut c_void, newlen: usize) -> crate::front::ctl::Req {
+    crate::front::ctl::Req { oldp: oldp as *mut u8, oldlenp, newp: newp as *const u8, newlen }
 }
 
 /// Reads and/or writes the control `name` (jemalloc's namespace and conventions): 0, or
@@ -76,7 +76,7 @@ pub unsafe extern "C" fn mallctl(
         return libc::EINVAL;
     }
     let n = core::ffi::CStr::from_ptr(name).to_bytes();
-    crate::ctl::errno_of(crate::ctl::ctl_by_name(n, &req(oldp, oldlenp, newp, newlen)))
+    crate::front::ctl::errno_of(crate::front::ctl::ctl_by_name(n, &req(oldp, oldlenp, newp, newlen)))
 }
 
 /// Translates `name` into a MIB (`*miblenp`: capacity in, components out).
@@ -89,7 +89,7 @@ pub unsafe extern "C" fn mallctlnametomib(name: *const core::ffi::c_char, mibp: 
         return libc::EINVAL;
     }
     let n = core::ffi::CStr::from_ptr(name).to_bytes();
-    crate::ctl::errno_of(crate::ctl::name_to_mib(n, mibp, miblenp))
+    crate::front::ctl::errno_of(crate::front::ctl::name_to_mib(n, mibp, miblenp))
 }
 
 /// `mallctl` by MIB.
@@ -105,11 +105,11 @@ pub unsafe extern "C" fn mallctlbymib(
     newp: *mut c_void,
     newlen: usize,
 ) -> c_int {
-    if mib.is_null() || miblen == 0 || miblen > crate::ctl::MAX_DEPTH {
+    if mib.is_null() || miblen == 0 || miblen > crate::front::ctl::MAX_DEPTH {
         return libc::ENOENT;
     }
     let m = core::slice::from_raw_parts(mib, miblen);
-    crate::ctl::errno_of(crate::ctl::ctl_by_mib(m, &req(oldp, oldlenp, newp, newlen)))
+    crate::front::ctl::errno_of(crate::front::ctl::ctl_by_mib(m, &req(oldp, oldlenp, newp, newlen)))
 }
 
 /// Writes the allocator's statistics through `write_cb` (stderr when NULL); `opts` letters
@@ -124,5 +124,5 @@ pub unsafe extern "C" fn malloc_stats_print(
     opts: *const core::ffi::c_char,
 ) {
     let o: &[u8] = if opts.is_null() { b"" } else { core::ffi::CStr::from_ptr(opts).to_bytes() };
-    crate::ctl::print::print(write_cb, cbopaque, o)
+    crate::front::ctl::stats_print(write_cb, cbopaque, o)
 }

@@ -1,8 +1,8 @@
 //! The C standard and POSIX allocation API.
 
-use crate::alloc;
-use crate::sys;
-use crate::util::{align_up_checked, MAX_REQUEST, PAGE};
+use crate::front::alloc;
+use crate::foundation::sys;
+use crate::foundation::util::{align_up_checked, MAX_REQUEST, PAGE};
 use core::ffi::c_void;
 
 #[no_mangle]

@@ -10,13 +10,12 @@
 //! Sync: the caller is the cache's thread; the arenas' bin and page-allocator locks are
 //! taken one group at a time.
 
-use super::large::flush_large;
-use crate::report::{Found, Misuse};
-use crate::rtree;
+use crate::foundation::report::{Found, Misuse};
+use crate::metadata::rtree;
 use super::{Tcache, COOKIE, NCB};
-use crate::arena::{self, Arena};
-use crate::extent::Extent;
-use crate::size_class::NBINS;
+use crate::objects::arena::{self, Arena};
+use crate::metadata::extent::{Extent, State};
+use crate::metadata::size_class::NBINS;
 
 impl Tcache {
     /// Gives the `n` oldest blocks of cache bin `i` back to their arenas. On misuse the
@@ -174,7 +173,7 @@ unsafe fn take_cookie(p: usize) -> Result<(), Found> {
     if *(p as *const usize) != COOKIE {
         return Err(cookie_gone(p));
     }
-    *(p as *mut usize) = crate::slab::FREE_MARK;
+    *(p as *mut usize) = crate::objects::slab::FREE_MARK;
     Ok(())
 }
 
@@ -189,4 +188,76 @@ fn cookie_gone(p: usize) -> Found {
 #[inline(never)]
 pub(super) fn lost_cookie(p: *mut u8) -> ! {
     cookie_gone(p as usize).report()
+}
+
+/// Returns large blocks (their descriptors, as the large bins hold them) to their arenas'
+/// page allocators, one lock per arena; returns bytes, or the misuse that stopped it
+/// (`by_arena`).
+pub(super) fn flush_large(descs: &mut [usize]) -> Result<usize, Found> {
+    let mut bytes = 0;
+    // The guard carries the run joined so far (`Pac::join`): blocks refilled together leave
+    // together, in address order one way or the other, and go back as one extent.
+    by_arena(
+        descs,
+        |d| d,
+        |a| (a.pac.inner.lock(), core::ptr::null_mut::<Extent>()),
+        |(g, run), _, e, _, _| {
+            // SAFETY: large bins hold descriptors of extents marked Cached (never freed); we
+            // hold their arena's Pac lock; `run` is an active extent of it we own.
+            unsafe {
+                // Not `uncache`: a report waits until `by_arena` released the lock.
+                try_uncache(&*e)?;
+                bytes += (*e).size;
+                if !run.is_null() {
+                    let joined = g.join(*run, e);
+                    if !joined.is_null() {
+                        *run = joined;
+                        return Ok(());
+                    }
+                    let ok = g.dalloc(*run);
+                    debug_assert!(ok);
+                }
+                *run = e;
+                Ok(())
+            }
+        },
+        |(g, run), _| {
+            if !run.is_null() {
+                // SAFETY: as above.
+                let ok = unsafe { g.dalloc(*run) };
+                debug_assert!(ok);
+            }
+            None
+        },
+    )?;
+    Ok(bytes)
+}
+
+/// A cached large block leaving the cache (to a malloc or back to its page allocator): its
+/// descriptor must still say `Cached`, and says `Active` again. Only two threads freeing the
+/// block at the same moment can have cached it twice.
+#[inline(always)]
+pub(super) fn uncache(e: &Extent) {
+    if e.state() != State::Cached {
+        cached_twice(e.addr);
+    }
+    e.set_state(State::Active);
+}
+
+/// `uncache` for a caller that holds a lock: the misuse is returned, to be reported once the
+/// lock is released (`flush::by_arena`).
+#[inline(always)]
+fn try_uncache(e: &Extent) -> Result<(), Found> {
+    if e.state() != State::Cached {
+        return Err(held_twice(e.addr));
+    }
+    e.set_state(State::Active);
+    Ok(())
+}
+
+/// A block leaving the cache was cached twice (freed twice; the other copy already left).
+#[cold]
+#[inline(never)]
+fn cached_twice(p: usize) -> ! {
+    held_twice(p).report()
 }

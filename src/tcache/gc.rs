@@ -26,7 +26,7 @@
 //! Sync: as for the `Tcache`: its thread only.
 
 use super::{Tcache, CAP, GROWN_BYTES, NCB};
-use crate::size_class::NBINS;
+use crate::metadata::size_class::NBINS;
 
 /// Allocated bytes per GC visit of one class.
 const GC_BYTES: u64 = 64 << 10;
@@ -166,11 +166,11 @@ mod tests {
     #[test]
     fn capacity_grows_for_batches_and_gc_shrinks_it_back() {
         std::thread::spawn(|| {
-            let bin = crate::size_class::size2bin(1024);
+            let bin = crate::metadata::size_class::size2bin(1024);
             for _ in 0..4 {
-                let ps: std::vec::Vec<_> = (0..1000).map(|_| crate::alloc::malloc(1024)).collect();
+                let ps: std::vec::Vec<_> = (0..1000).map(|_| crate::front::alloc::malloc(1024)).collect();
                 for &p in &ps {
-                    crate::alloc::free(p, "free");
+                    crate::front::alloc::free(p, "free");
                 }
             }
             let tc = current().unwrap();
@@ -180,7 +180,7 @@ mod tests {
             // The class falls idle while others allocate: GC visits give its blocks back and
             // halve its capacity down to the base.
             for _ in 0..(16 * NCB * GC_BYTES as usize / 64) {
-                crate::alloc::free(crate::alloc::malloc(64), "free");
+                crate::front::alloc::free(crate::front::alloc::malloc(64), "free");
             }
             let tc = current().unwrap();
             tc.validate();
@@ -191,13 +191,13 @@ mod tests {
         .join()
         .unwrap();
         // A thread that only frees (a consumer) never grows its cache: it would hoard blocks.
-        let ps: std::vec::Vec<usize> = (0..3000).map(|_| crate::alloc::malloc(1024) as usize).collect();
+        let ps: std::vec::Vec<usize> = (0..3000).map(|_| crate::front::alloc::malloc(1024) as usize).collect();
         std::thread::spawn(move || {
             for &p in &ps {
-                crate::alloc::free(p as *mut u8, "free");
+                crate::front::alloc::free(p as *mut u8, "free");
             }
             let tc = current().unwrap();
-            let bin = crate::size_class::size2bin(1024);
+            let bin = crate::metadata::size_class::size2bin(1024);
             assert_eq!(tc.bins[bin].cap(), CAP[bin]);
             tc.validate();
         })
@@ -208,14 +208,14 @@ mod tests {
     #[test]
     fn batches_of_16k_blocks_stay_cached_and_drain_when_idle() {
         std::thread::spawn(|| {
-            let bin = crate::size_class::size2bin(16384);
+            let bin = crate::metadata::size_class::size2bin(16384);
             let ps: &mut [*mut u8] = &mut [core::ptr::null_mut(); 1000];
             for _ in 0..6 {
                 for p in ps.iter_mut() {
-                    *p = crate::alloc::malloc(16384);
+                    *p = crate::front::alloc::malloc(16384);
                 }
                 for &p in ps.iter() {
-                    crate::alloc::free(p, "free");
+                    crate::front::alloc::free(p, "free");
                 }
             }
             let tc = current().unwrap();
@@ -228,7 +228,7 @@ mod tests {
             // Idle while the thread allocates other sizes: drained and back to the base
             // capacity (visits 16, 8, 4 ... MiB apart).
             for _ in 0..(3 << 20) {
-                crate::alloc::free(crate::alloc::malloc(64), "free");
+                crate::front::alloc::free(crate::front::alloc::malloc(64), "free");
             }
             let tc = current().unwrap();
             tc.validate();

@@ -26,14 +26,14 @@
 //! Sync: as for the `Tcache`: its thread only; a cached block's descriptor state (`Cached`)
 //! is written by the owning thread, and read by the page allocator under its lock.
 
-use super::flush::{by_arena, held_twice};
-use crate::report::Found;
+use super::flush::{flush_large, uncache};
 use super::gc::GC_LARGE_WEIGHT;
 use super::{Tcache, LARGE_MAX_PAGES, LARGE_MIN_PAGES, NCB, NLARGE};
-use crate::cache_bin::CacheBin;
-use crate::extent::{Extent, State};
-use crate::size_class::NBINS;
-use crate::util::LG_PAGE;
+use crate::tcache::cache_bin::CacheBin;
+use crate::metadata::extent::{Extent, State};
+use crate::metadata::size_class::NBINS;
+use crate::foundation::util::LG_PAGE;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Blocks a large bin holds (the byte budget below binds first for most sizes). With 8, a
 /// thread cycling batches of one large size refilled 4 and flushed 4 blocks per page-allocator
@@ -59,7 +59,7 @@ pub(super) const LARGE_BYTES: usize = 2 << 20;
 pub fn large_fit_max(bytes: usize) -> usize {
     let pages = bytes >> LG_PAGE;
     match large_index(pages) {
-        Some(_) if bytes & crate::util::PAGE_MASK == 0 => {
+        Some(_) if bytes & crate::foundation::util::PAGE_MASK == 0 => {
             (pages + pages / LARGE_FIT_SLACK).min(LARGE_MAX_PAGES) << LG_PAGE
         }
         _ => bytes,
@@ -77,15 +77,15 @@ const LG_MEDIUM_STEP: u32 = 10;
 /// miss. One table load instead of a class lookup or a page count and range check.
 static MEDIUM_BIN: [u16; (MEDIUM_MAX >> LG_MEDIUM_STEP) + 1] = {
     let mut t = [0u16; (MEDIUM_MAX >> LG_MEDIUM_STEP) + 1];
-    let mut i = (crate::size_class::LOOKUP_MAX >> LG_MEDIUM_STEP) + 1;
+    let mut i = (crate::metadata::size_class::LOOKUP_MAX >> LG_MEDIUM_STEP) + 1;
     while i < t.len() {
         let size = i << LG_MEDIUM_STEP;
-        let bin = if size <= crate::size_class::SMALL_MAX {
-            crate::size_class::size2bin_compute(size)
+        let bin = if size <= crate::metadata::size_class::SMALL_MAX {
+            crate::metadata::size_class::size2bin_compute(size)
         } else {
-            NBINS + size.div_ceil(crate::util::PAGE) - LARGE_MIN_PAGES
+            NBINS + size.div_ceil(crate::foundation::util::PAGE) - LARGE_MIN_PAGES
         };
-        t[i] = (bin * crate::size_class::BIN_STRIDE) as u16;
+        t[i] = (bin * crate::metadata::size_class::BIN_STRIDE) as u16;
         i += 1;
     }
     t
@@ -94,10 +94,44 @@ static MEDIUM_BIN: [u16; (MEDIUM_MAX >> LG_MEDIUM_STEP) + 1] = {
 /// `MEDIUM_BIN`'s entry for `LOOKUP_MAX < size ≤ MEDIUM_MAX`.
 #[inline(always)]
 fn medium_bin_scaled(size: usize) -> usize {
-    debug_assert!(size > crate::size_class::LOOKUP_MAX && size <= MEDIUM_MAX);
+    debug_assert!(size > crate::metadata::size_class::LOOKUP_MAX && size <= MEDIUM_MAX);
     let table = crate::static_addr!(MEDIUM_BIN, u16);
     // SAFETY: size ≤ MEDIUM_MAX, so the index is < MEDIUM_BIN.len().
     unsafe { *table.add((size + (1 << LG_MEDIUM_STEP) - 1) >> LG_MEDIUM_STEP) as usize }
+}
+
+/// Option `tcache_max`: the largest size a thread cache keeps, in bytes. Sync: written once by
+/// `set_max` during init (before READY is published), read-only afterwards.
+static MAX: AtomicUsize = AtomicUsize::new(MEDIUM_MAX);
+/// How many large page counts thread caches keep, from `LARGE_MIN_PAGES` up: derived from
+/// `MAX` (set together), so that a large free checks its size with one compare. Sync: as `MAX`.
+static LARGE_SPAN: AtomicUsize = AtomicUsize::new(large_span(MEDIUM_MAX));
+
+/// Large page counts cached when the largest cached size is `max` bytes.
+const fn large_span(max: usize) -> usize {
+    (max >> LG_PAGE).saturating_sub(LARGE_MIN_PAGES - 1)
+}
+
+/// Sets option `tcache_max` (init only): clamped to the largest cached size, `MEDIUM_MAX`.
+pub fn set_max(bytes: usize) {
+    let m = bytes.min(MEDIUM_MAX);
+    MAX.store(m, Relaxed);
+    LARGE_SPAN.store(large_span(m), Relaxed);
+}
+
+/// Option `tcache_max`: the largest size a thread cache keeps (bytes).
+pub fn max() -> usize {
+    MAX.load(Relaxed)
+}
+
+/// How many large page counts, from `LARGE_MIN_PAGES` up, thread caches keep (`max` in
+/// pages, minus the small ones; 0 when no large size is cached).
+#[inline(always)]
+fn cached_large_span() -> usize {
+    // RIP-relative (`static_addr`): a large free reads it, and a GOT load would come first.
+    let span = crate::static_addr!(LARGE_SPAN, AtomicUsize);
+    // SAFETY: the address of a static of this module.
+    unsafe { &*span }.load(Relaxed)
 }
 
 /// Cache bin of a large block of `pages` pages, if such blocks are cached.
@@ -107,7 +141,7 @@ pub fn large_index(pages: usize) -> Option<usize> {
     // ends at the smaller of LARGE_MAX_PAGES and `opt.tcache_max` (free of 64 KiB: 5
     // instructions fewer than a range check and a compare with `tcache_max`).
     let i = pages.wrapping_sub(LARGE_MIN_PAGES);
-    if i < crate::conf::tcache_large_span() {
+    if i < cached_large_span() {
         // The span never exceeds NLARGE (`opt.tcache_max` is clamped to LARGE_MAX_PAGES), so
         // the bin exists; telling the compiler spares every user a bounds check.
         if i >= NLARGE {
@@ -213,8 +247,8 @@ impl Tcache {
     /// needs no saturation (3 instructions fewer per large malloc).
     #[inline(always)]
     pub(super) fn large_gc_credit(&mut self, size: usize) {
-        const _: () = assert!(crate::size_class::SMALL_MAX >= GC_LARGE_WEIGHT);
-        debug_assert!(size > crate::size_class::SMALL_MAX);
+        const _: () = assert!(crate::metadata::size_class::SMALL_MAX >= GC_LARGE_WEIGHT);
+        debug_assert!(size > crate::metadata::size_class::SMALL_MAX);
         self.gc_at += (size - GC_LARGE_WEIGHT) as u64;
     }
 
@@ -376,78 +410,6 @@ impl Tcache {
     }
 }
 
-/// Returns large blocks (their descriptors, as the large bins hold them) to their arenas'
-/// page allocators, one lock per arena; returns bytes, or the misuse that stopped it
-/// (`by_arena`).
-pub(super) fn flush_large(descs: &mut [usize]) -> Result<usize, Found> {
-    let mut bytes = 0;
-    // The guard carries the run joined so far (`Pac::join`): blocks refilled together leave
-    // together, in address order one way or the other, and go back as one extent.
-    by_arena(
-        descs,
-        |d| d,
-        |a| (a.pac.inner.lock(), core::ptr::null_mut::<Extent>()),
-        |(g, run), _, e, _, _| {
-            // SAFETY: large bins hold descriptors of extents marked Cached (never freed); we
-            // hold their arena's Pac lock; `run` is an active extent of it we own.
-            unsafe {
-                // Not `uncache`: a report waits until `by_arena` released the lock.
-                try_uncache(&*e)?;
-                bytes += (*e).size;
-                if !run.is_null() {
-                    let joined = g.join(*run, e);
-                    if !joined.is_null() {
-                        *run = joined;
-                        return Ok(());
-                    }
-                    let ok = g.dalloc(*run);
-                    debug_assert!(ok);
-                }
-                *run = e;
-                Ok(())
-            }
-        },
-        |(g, run), _| {
-            if !run.is_null() {
-                // SAFETY: as above.
-                let ok = unsafe { g.dalloc(*run) };
-                debug_assert!(ok);
-            }
-            None
-        },
-    )?;
-    Ok(bytes)
-}
-
-/// A cached large block leaving the cache (to a malloc or back to its page allocator): its
-/// descriptor must still say `Cached`, and says `Active` again. Only two threads freeing the
-/// block at the same moment can have cached it twice.
-#[inline(always)]
-fn uncache(e: &Extent) {
-    if e.state() != State::Cached {
-        cached_twice(e.addr);
-    }
-    e.set_state(State::Active);
-}
-
-/// `uncache` for a caller that holds a lock: the misuse is returned, to be reported once the
-/// lock is released (`flush::by_arena`).
-#[inline(always)]
-fn try_uncache(e: &Extent) -> Result<(), Found> {
-    if e.state() != State::Cached {
-        return Err(held_twice(e.addr));
-    }
-    e.set_state(State::Active);
-    Ok(())
-}
-
-/// A block leaving the cache was cached twice (freed twice; the other copy already left).
-#[cold]
-#[inline(never)]
-fn cached_twice(p: usize) -> ! {
-    held_twice(p).report()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,7 +426,7 @@ mod tests {
             // SAFETY: leaving the forked child from its signal handler.
             unsafe { libc::_exit(if held == tc.large_bytes { 0 } else { 3 }) }
         }
-        let _x = crate::alloc::tests::ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
+        let _x = crate::front::alloc::tests::ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: the child only uses the allocator and leaves with `_exit`; the extent whose
         // state it changes is a cached block of its own cache.
         unsafe {
@@ -473,9 +435,9 @@ mod tests {
                 let i = large_index(16).unwrap();
                 let tc = crate::tcache::current().expect("the thread's cache");
                 tc.flush_all();
-                let blocks: [*mut u8; LARGE_BIN_CAP + 1] = core::array::from_fn(|_| crate::alloc::malloc(64 << 10));
+                let blocks: [*mut u8; LARGE_BIN_CAP + 1] = core::array::from_fn(|_| crate::front::alloc::malloc(64 << 10));
                 for &p in &blocks[..LARGE_BIN_CAP] {
-                    crate::alloc::free(p, "free");
+                    crate::front::alloc::free(p, "free");
                 }
                 let full = tc.bins[i].ncached() as usize == LARGE_BIN_CAP;
                 // The oldest cached block stands for one that two racing frees cached twice.
@@ -483,7 +445,7 @@ mod tests {
                 (*(d as *const Extent)).set_state(State::Active);
                 libc::signal(libc::SIGABRT, on_abort as *const () as libc::sighandler_t);
                 if full {
-                    crate::alloc::free(blocks[LARGE_BIN_CAP], "free");
+                    crate::front::alloc::free(blocks[LARGE_BIN_CAP], "free");
                 }
                 libc::_exit(7);
             }
@@ -496,12 +458,12 @@ mod tests {
 
     #[test]
     fn medium_bin_is_the_class_or_the_page_count() {
-        let stride = crate::size_class::BIN_STRIDE;
-        for size in crate::size_class::LOOKUP_MAX + 1..=MEDIUM_MAX {
-            let want = if size <= crate::size_class::SMALL_MAX {
-                crate::size_class::size2bin(size)
+        let stride = crate::metadata::size_class::BIN_STRIDE;
+        for size in crate::metadata::size_class::LOOKUP_MAX + 1..=MEDIUM_MAX {
+            let want = if size <= crate::metadata::size_class::SMALL_MAX {
+                crate::metadata::size_class::size2bin(size)
             } else {
-                NBINS + size.div_ceil(crate::util::PAGE) - LARGE_MIN_PAGES
+                NBINS + size.div_ceil(crate::foundation::util::PAGE) - LARGE_MIN_PAGES
             };
             assert_eq!(medium_bin_scaled(size), want * stride, "size {size}");
             assert!(bin_bytes(want) >= size && bin_bytes(want - 1) < size, "size {size}");

@@ -21,28 +21,29 @@
 //! Sync: a `Tcache` is used only by its thread (and by the destructor, in that thread); the
 //! pool of free caches is under `POOL` (rank 1).
 
+pub mod cache_bin;
 mod flush;
 mod gc;
 mod large;
 mod small;
+pub mod tsd;
 
-pub use large::{large_fit_max, large_index, LargeFree, LARGE_REFILL_MAX, MEDIUM_MAX};
+pub use large::{large_fit_max, large_index, max, set_max, LargeFree, LARGE_REFILL_MAX, MEDIUM_MAX};
 pub use small::COOKIE;
 
-use crate::arena::{self, Arena};
-use crate::base::BASE;
-use crate::cache_bin::CacheBin;
-use crate::extent::{Extent, State};
-use crate::rtree;
-use crate::size_class::{bin_size, NBINS};
-use crate::sync::{Mutex, Rank};
-use crate::tsd;
-use crate::util::LG_PAGE;
+use crate::objects::arena::{self, Arena};
+use crate::metadata::base::BASE;
+use cache_bin::CacheBin;
+use crate::metadata::extent::{Extent, State};
+use crate::metadata::rtree;
+use crate::metadata::size_class::{bin_size, NBINS};
+use crate::foundation::sync::{Mutex, Rank};
+use crate::foundation::util::LG_PAGE;
 use gc::GC_EVENT_BYTES;
 use large::{LARGE_BIN_CAP, LARGE_BYTES};
 
 /// Smallest and largest cached large sizes, in pages (the smallest large size is 32 KiB + 1).
-pub const LARGE_MIN_PAGES: usize = crate::size_class::SMALL_MAX / crate::util::PAGE + 1;
+pub const LARGE_MIN_PAGES: usize = crate::metadata::size_class::SMALL_MAX / crate::foundation::util::PAGE + 1;
 pub const LARGE_MAX_PAGES: usize = 64;
 const NLARGE: usize = LARGE_MAX_PAGES - LARGE_MIN_PAGES + 1;
 /// Cache bins: small classes, then one per cached large page count.
@@ -75,7 +76,7 @@ const CAP: [u16; NCB] = {
     let mut i = 0;
     while i < NCB {
         t[i] = if i < NBINS {
-            let c = SMALL_BIN_BYTES / crate::size_class::bin_size_compute(i);
+            let c = SMALL_BIN_BYTES / crate::metadata::size_class::bin_size_compute(i);
             if c < 20 {
                 20
             } else if c > 1024 {
@@ -96,7 +97,7 @@ const CAP_MAX: [u16; NCB] = {
     let mut t = CAP;
     let mut i = 0;
     while i < NBINS {
-        let c = GROWN_BIN_BYTES / crate::size_class::bin_size_compute(i);
+        let c = GROWN_BIN_BYTES / crate::metadata::size_class::bin_size_compute(i);
         if c > t[i] as usize {
             t[i] = if c > 1024 { 1024 } else { c as u16 };
         }
@@ -109,13 +110,13 @@ const TOTAL_SLOTS: usize = {
     let mut n = 0;
     let mut i = 0;
     while i < NCB {
-        n += crate::cache_bin::slots_for(CAP_MAX[i]);
+        n += crate::tcache::cache_bin::slots_for(CAP_MAX[i]);
         i += 1;
     }
     n
 };
 
-const _: () = assert!(size_of::<CacheBin>() == crate::size_class::BIN_STRIDE);
+const _: () = assert!(size_of::<CacheBin>() == crate::metadata::size_class::BIN_STRIDE);
 
 #[repr(C)]
 pub struct Tcache {
@@ -261,13 +262,13 @@ unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
     let mut at = 0;
     for (i, &cap) in CAP.iter().enumerate() {
         let size = bin_bytes(i);
-        let magic = if i < NBINS { crate::size_class::div_magic(i) } else { 0 };
+        let magic = if i < NBINS { crate::metadata::size_class::div_magic(i) } else { 0 };
         let nfill = if i < NBINS { INITIAL_FILL.min((cap / 2).max(1)) } else { 1 };
         // SAFETY: slots[at .. at + slots_for(cap_max)] belong to bin i alone (TOTAL_SLOTS
         // counts them), inside this cache.
         let cb = CacheBin::new(slots.add(at), cap, CAP_MAX[i], nfill, size as u32, magic);
         core::ptr::addr_of_mut!((*tc).bins[i]).write(cb);
-        at += crate::cache_bin::slots_for(CAP_MAX[i]);
+        at += crate::tcache::cache_bin::slots_for(CAP_MAX[i]);
     }
     core::ptr::addr_of_mut!((*tc).grown_bytes).write(0);
     core::ptr::addr_of_mut!((*tc).visit_ncached).write([0; NCB]);
@@ -395,10 +396,10 @@ mod tests {
     #[test]
     fn caps_and_layout() {
         assert_eq!(CAP[0], 1024); // 8 B
-        assert_eq!(CAP[crate::size_class::size2bin(1024)], 64);
+        assert_eq!(CAP[crate::metadata::size_class::size2bin(1024)], 64);
         assert_eq!(CAP[NBINS - 1], 20); // 32 KiB
-        assert_eq!(CAP_MAX[crate::size_class::size2bin(1024)], 1024);
-        assert_eq!(CAP_MAX[crate::size_class::size2bin(4096)], 1024);
+        assert_eq!(CAP_MAX[crate::metadata::size_class::size2bin(1024)], 1024);
+        assert_eq!(CAP_MAX[crate::metadata::size_class::size2bin(4096)], 1024);
         assert_eq!(CAP_MAX[NBINS - 1], 1024);
         assert_eq!(CAP_MAX[NBINS], CAP[NBINS]); // large bins do not grow
         assert_eq!(large_index(9), Some(NBINS));

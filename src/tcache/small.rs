@@ -37,8 +37,8 @@
 
 use super::flush::lost_cookie;
 use super::{Tcache, NCB};
-use crate::cache_bin::CacheBin;
-use crate::size_class::{bin_size, NBINS};
+use crate::tcache::cache_bin::CacheBin;
+use crate::metadata::size_class::{bin_size, NBINS};
 
 /// Marks a cached block: the first word of every block in a cache holds it (see the module
 /// header). A constant that fits a sign-extended 32-bit immediate, so writing and checking it
@@ -74,7 +74,7 @@ impl Tcache {
         debug_assert!(off.is_multiple_of(size_of::<CacheBin>()) && off / size_of::<CacheBin>() < NCB);
         // SAFETY: `off` is a bin index times the bin size (asserted equal to BIN_STRIDE), so
         // the pointer is that bin; `one_base` returns the same pointer.
-        unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().byte_add(off)) }
+        unsafe { &mut *crate::foundation::util::one_base(self.bins.as_mut_ptr().byte_add(off)) }
     }
 
     /// A block leaving the cache with `size` usable bytes: checks and clears its cookie,
@@ -149,8 +149,8 @@ impl Tcache {
     pub fn free_small_checked(&mut self, bin_off: usize, p: *mut u8, off: usize) -> bool {
         debug_assert!(bin_off.is_multiple_of(size_of::<CacheBin>()) && bin_off / size_of::<CacheBin>() < NBINS);
         // SAFETY: as in `free_small_at`.
-        let cb = unsafe { &*crate::util::one_base(self.bins.as_mut_ptr().byte_add(bin_off)) };
-        match crate::slab::region_index_magic(off, cb.magic) {
+        let cb = unsafe { &*crate::foundation::util::one_base(self.bins.as_mut_ptr().byte_add(bin_off)) };
+        match crate::objects::slab::region_index_magic(off, cb.magic) {
             Some(_) => self.free_small_at(bin_off, p),
             None => false,
         }
@@ -163,7 +163,7 @@ impl Tcache {
         // SAFETY: bin_off is a class times the bin size: that class's bin; `one_base` returns
         // the same pointer (see `bin_at`: the push's store of `head` must have the same
         // one-register address form as the pop's load of it in the next malloc).
-        let cb = unsafe { &mut *crate::util::one_base(self.bins.as_mut_ptr().byte_add(bin_off)) };
+        let cb = unsafe { &mut *crate::foundation::util::one_base(self.bins.as_mut_ptr().byte_add(bin_off)) };
         if cb.top_is(p) {
             return false;
         }

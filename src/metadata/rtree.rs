@@ -7,7 +7,7 @@
 //! gets an answer: null means "no extent registered for this page", which covers "not ours".
 //!
 //! Slab pages carry a tagged entry (`slab_entry`): descriptors are 128-byte aligned
-//! (`DESCRIPTOR_ALIGN`), so the low 7 bits hold a tag: 0 for plain entries (large or free
+//! (`EXTENT_ALIGN`), so the low 7 bits hold a tag: 0 for plain entries (large or free
 //! extents, a slab's boundary pages while it is being released), 64 + class for the pages of
 //! a slab that is not sparse, class + 1 (1..=63) for a sparse slab (`bin::is_sparse`). `free`
 //! decides cache-or-slab with one bit test and finds the class with one mask
@@ -26,10 +26,10 @@
 //! registration happens before the malloc that returned it, which happens before its free.
 //! Leaf installation takes `LEAF_LOCK` (rank 5).
 
-use crate::base::BASE;
-use crate::extent::Extent;
-use crate::sync::{Mutex, Rank};
-use crate::util::LG_PAGE;
+use crate::metadata::base::BASE;
+use crate::metadata::extent::{Extent, EXTENT_ALIGN};
+use crate::foundation::sync::{Mutex, Rank};
+use crate::foundation::util::LG_PAGE;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 const LEAF_BITS: u32 = 32 - LG_PAGE; // 20
@@ -48,15 +48,12 @@ static LEAF_LOCK: Mutex<()> = Mutex::ranked(Rank::RtreeLeaf, ());
 /// End of the user address space the tree covers.
 pub const USER_END: usize = 1 << USER_BITS;
 pub const USER_BITS: u32 = 47;
-/// Alignment every registered descriptor must have (`extent` allocates them so): the entry
-/// keeps its tag in the bits below it.
-pub const DESCRIPTOR_ALIGN: usize = 128;
 /// Bits of an entry that hold its tag.
-const TAG_MASK: usize = DESCRIPTOR_ALIGN - 1;
+const TAG_MASK: usize = EXTENT_ALIGN - 1;
 /// The tag bit of a slab that is not sparse (tag = CACHEABLE_TAG + class); sparse slabs have
 /// tags 1..CACHEABLE_TAG (class + 1).
 const CACHEABLE_TAG: usize = 64;
-const _: () = assert!(crate::size_class::NBINS < CACHEABLE_TAG && TAG_MASK == 2 * CACHEABLE_TAG - 1);
+const _: () = assert!(crate::metadata::size_class::NBINS < CACHEABLE_TAG && TAG_MASK == 2 * CACHEABLE_TAG - 1);
 
 /// The descriptor bits of an entry: all but the tag (descriptors are user-space addresses).
 const DESCRIPTOR_MASK: usize = !TAG_MASK;
@@ -64,7 +61,7 @@ const DESCRIPTOR_MASK: usize = !TAG_MASK;
 /// The tagged entry of the pages of slab `e` of class `bin`.
 #[inline]
 pub fn slab_entry(e: *mut Extent, bin: usize, sparse: bool) -> *mut Extent {
-    debug_assert!(e as usize & TAG_MASK == 0 && (e as usize) < USER_END && bin < crate::size_class::NBINS);
+    debug_assert!(e as usize & TAG_MASK == 0 && (e as usize) < USER_END && bin < crate::metadata::size_class::NBINS);
     let tag = if sparse { bin + 1 } else { CACHEABLE_TAG + bin };
     (e as usize | tag) as *mut Extent
 }
@@ -79,8 +76,8 @@ pub fn cacheable_bin(entry: usize) -> Option<usize> {
 /// shift and a mask of the entry.
 #[inline(always)]
 pub fn cacheable_bin_scaled(entry: usize) -> Option<usize> {
-    use crate::size_class::BIN_STRIDE;
-    (entry & CACHEABLE_TAG != 0).then_some(crate::util::opaque(entry.wrapping_mul(BIN_STRIDE)) & ((CACHEABLE_TAG - 1) * BIN_STRIDE))
+    use crate::metadata::size_class::BIN_STRIDE;
+    (entry & CACHEABLE_TAG != 0).then_some(crate::foundation::util::opaque(entry.wrapping_mul(BIN_STRIDE)) & ((CACHEABLE_TAG - 1) * BIN_STRIDE))
 }
 
 /// Whether the entry is a slab page's.
@@ -133,7 +130,7 @@ pub fn lookup(addr: usize) -> *mut Extent {
 /// test (pairs of 16 B: 4 fewer instructions).
 #[inline(always)]
 pub fn lookup_entry(addr: usize) -> usize {
-    let (r, l) = (crate::util::opaque(addr >> (LG_PAGE + LEAF_BITS)), leaf_index(addr));
+    let (r, l) = (crate::foundation::util::opaque(addr >> (LG_PAGE + LEAF_BITS)), leaf_index(addr));
     if r > 1 << ROOT_BITS {
         core::hint::cold_path();
         return 0;
@@ -194,7 +191,7 @@ pub fn set(addr: usize, e: *mut Extent) {
 fn set_slow(addr: usize, e: *mut Extent) {
     match slot(addr) {
         Some(s) => s.store(e, Ordering::Release),
-        None => crate::report::fatal("out of memory for the page map"),
+        None => crate::foundation::report::fatal("out of memory for the page map"),
     }
 }
 
@@ -252,14 +249,14 @@ mod tests {
     #[test]
     fn slab_entries_decode() {
         let fake = 0x7fff_ffff_ff80 as *mut Extent;
-        for bin in [0, 40, crate::size_class::NBINS - 1, 7] {
+        for bin in [0, 40, crate::metadata::size_class::NBINS - 1, 7] {
             let v = slab_entry(fake, bin, bin == 7) as usize;
             assert!(is_slab(v));
             assert_eq!(is_sparse(v), bin == 7);
             assert_eq!(entry_extent(v), fake);
             assert_eq!(entry_bin(v), bin);
             assert_eq!(cacheable_bin(v), (bin != 7).then_some(bin));
-            let stride = crate::size_class::BIN_STRIDE;
+            let stride = crate::metadata::size_class::BIN_STRIDE;
             assert_eq!(cacheable_bin_scaled(v), (bin != 7).then_some(bin * stride));
         }
         assert!(!is_slab(fake as usize) && cacheable_bin(fake as usize).is_none());

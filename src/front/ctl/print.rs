@@ -10,10 +10,10 @@
 //! allocates.
 
 use super::stats::{self, ArenaStats};
-use crate::arena;
-use crate::size_class::{bin_size, nregs, NBINS, SLAB_PAGES};
+use crate::objects::arena;
+use crate::metadata::size_class::{bin_size, nregs, NBINS, SLAB_PAGES};
 use crate::tcache;
-use crate::util::PAGE;
+use crate::foundation::util::PAGE;
 use core::ffi::{c_char, c_void};
 
 pub type WriteCb = Option<unsafe extern "C" fn(*mut c_void, *const c_char)>;
@@ -35,7 +35,7 @@ impl Out {
             // SAFETY: the caller's callback, given a NUL-terminated fragment that lives for
             // the duration of the call.
             Some(f) => unsafe { f(self.opaque, self.buf.as_ptr() as *const c_char) },
-            None => crate::sys::write_stderr(&self.buf[..self.len]),
+            None => crate::foundation::sys::write_stderr(&self.buf[..self.len]),
         }
         self.len = 0;
     }
@@ -101,8 +101,9 @@ fn config() -> [(&'static str, bool); 5] {
     [("cache_oblivious", false), ("debug", cfg!(debug_assertions)), ("fill", false), ("prof", false), ("stats", true)]
 }
 
+/// Writes the statistics (the allocator is initialized: `ctl::stats_print`, or init's exit
+/// handler).
 pub fn print(cb: WriteCb, opaque: *mut c_void, opts: &[u8]) {
-    crate::init::ensure();
     let o = parse_opts(opts);
     let mut w = Out { buf: [0; 4096], len: 0, cb, opaque };
     if o.json {
@@ -124,13 +125,13 @@ fn text(w: &mut Out, o: &Opts) {
         w.s("Run-time option settings\n");
         w.s("  opt.narenas: ").n(arena::narenas() as u64).s("\n");
         w.s("  opt.tcache: ").b(tcache::enabled()).s("\n");
-        w.s("  opt.tcache_max: ").n(crate::conf::tcache_max() as u64).s("\n");
-        w.s("  opt.junk: \"").s(crate::conf::junk_name().to_str().unwrap_or("")).s("\"\n");
-        w.s("  opt.stats_print: ").b(crate::conf::stats_print()).s("\n");
-        w.s("  opt.abort_conf: ").b(crate::conf::abort_conf()).s("\n");
+        w.s("  opt.tcache_max: ").n(crate::tcache::max() as u64).s("\n");
+        w.s("  opt.junk: \"").s(crate::front::conf::junk_name().to_str().unwrap_or("")).s("\"\n");
+        w.s("  opt.stats_print: ").b(crate::front::conf::stats_print()).s("\n");
+        w.s("  opt.abort_conf: ").b(crate::front::conf::abort_conf()).s("\n");
         w.s("Arenas: ").n(arena::narenas().max(arena::all().count()) as u64).s("\n");
         w.s("Quantum size: 16\nPage size: ").n(PAGE as u64).s("\n");
-        w.s("Maximum thread-cached size class: ").n(crate::conf::tcache_max() as u64).s("\n");
+        w.s("Maximum thread-cached size class: ").n(crate::tcache::max() as u64).s("\n");
         w.s("Number of bin size classes: ").n(NBINS as u64).s("\n");
         w.s("Number of thread-cache bin size classes: ").n(tcache::NCB as u64).s("\n");
     }
@@ -201,11 +202,11 @@ fn json(w: &mut Out, o: &Opts) {
         }
         w.s("},\"opt\":{\"narenas\":").n(arena::narenas() as u64);
         w.s(",\"tcache\":").b(tcache::enabled());
-        w.s(",\"tcache_max\":").n(crate::conf::tcache_max() as u64);
-        w.s(",\"abort_conf\":").b(crate::conf::abort_conf()).s("},");
+        w.s(",\"tcache_max\":").n(crate::tcache::max() as u64);
+        w.s(",\"abort_conf\":").b(crate::front::conf::abort_conf()).s("},");
         w.s("\"arenas\":{\"narenas\":").n(arena::all().count() as u64);
         w.s(",\"quantum\":16,\"page\":").n(PAGE as u64);
-        w.s(",\"tcache_max\":").n(crate::conf::tcache_max() as u64);
+        w.s(",\"tcache_max\":").n(crate::tcache::max() as u64);
         w.s(",\"nbins\":").n(NBINS as u64).s(",\"nhbins\":").n(tcache::NCB as u64).s(",\"bin\":[");
         for (j, &pages) in SLAB_PAGES.iter().enumerate().take(NBINS) {
             w.s(if j > 0 { ",{" } else { "{" });

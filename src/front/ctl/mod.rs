@@ -103,9 +103,22 @@ pub struct Path {
     pub len: usize,
 }
 
+/// Index components collected along a path (arena, bin).
+#[derive(Default)]
+pub struct Idx {
+    v: [usize; 2],
+    n: usize,
+}
+
+impl Idx {
+    pub fn get(&self, k: usize) -> usize {
+        self.v[k.min(1)]
+    }
+}
+
 /// mallctl(name, ...).
 pub fn ctl_by_name(name: &[u8], req: &Req) -> R {
-    crate::init::ensure();
+    crate::front::init::ensure();
     let path = names::lookup(name)?;
     names::call(&path.mib[..path.len], req)
 }
@@ -115,7 +128,7 @@ pub fn ctl_by_name(name: &[u8], req: &Req) -> R {
 /// # Safety
 /// `mibp` has room for `*miblenp` entries (C contract).
 pub unsafe fn name_to_mib(name: &[u8], mibp: *mut usize, miblenp: *mut usize) -> R {
-    crate::init::ensure();
+    crate::front::init::ensure();
     if mibp.is_null() || miblenp.is_null() {
         return Err(libc::EINVAL);
     }
@@ -128,11 +141,17 @@ pub unsafe fn name_to_mib(name: &[u8], mibp: *mut usize, miblenp: *mut usize) ->
 
 /// mallctlbymib(mib, miblen, ...).
 pub fn ctl_by_mib(mib: &[usize], req: &Req) -> R {
-    crate::init::ensure();
+    crate::front::init::ensure();
     if mib.is_empty() || mib.len() > MAX_DEPTH {
         return Err(libc::ENOENT);
     }
     names::call(mib, req)
+}
+
+/// malloc_stats_print(write_cb, cbopaque, opts) (`print`).
+pub fn stats_print(cb: print::WriteCb, opaque: *mut core::ffi::c_void, opts: &[u8]) {
+    crate::front::init::ensure();
+    print::print(cb, opaque, opts)
 }
 
 /// Errors as C ints.

@@ -3,9 +3,9 @@
 //! thread held a lock at the moment of fork. Forking from a signal handler that interrupted
 //! our own malloc is unsupported (it would deadlock, as with jemalloc).
 
-use crate::arena;
-use crate::base::BASE;
-use crate::rtree;
+use crate::objects::arena;
+use crate::metadata::base::BASE;
+use crate::metadata::rtree;
 
 extern "C" fn prefork() {
     crate::tcache::prefork();
@@ -49,8 +49,8 @@ mod tests {
         prefork();
         postfork_parent();
         // Everything is free again.
-        let p = crate::alloc::malloc(100);
+        let p = crate::front::alloc::malloc(100);
         assert!(!p.is_null());
-        crate::alloc::free(p, "free");
+        crate::front::alloc::free(p, "free");
     }
 }

@@ -4,7 +4,7 @@
 //! `oxmalloc: <func>(): <what> 0x<hex address>` and is a stable interface that
 //! `ctests/misuse` matches. The set of errors is closed (`Misuse`).
 
-use crate::sys;
+use crate::foundation::sys;
 
 /// The misuse kinds we detect on free-like calls.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -12,10 +12,10 @@
 //!   as resident whether touched or not);
 //! - mapped = metadata + active + dirty + muzzy; retained = purged address space kept.
 
-use crate::arena::{self, Arena};
-use crate::base::BASE;
-use crate::size_class::{bin_size, NBINS, SLAB_PAGES};
-use crate::util::PAGE;
+use crate::objects::arena::{self, Arena};
+use crate::metadata::base::BASE;
+use crate::metadata::size_class::{bin_size, NBINS, SLAB_PAGES};
+use crate::foundation::util::PAGE;
 
 #[derive(Clone, Copy, Default)]
 pub struct BinStats {

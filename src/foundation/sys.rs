@@ -5,7 +5,7 @@
 //! values, never by panicking. Functions that make a system call on a path where the
 //! caller's `errno` must survive (`free`) save and restore it themselves.
 
-use crate::util::{PAGE, PAGE_MASK};
+use crate::foundation::util::{PAGE, PAGE_MASK};
 
 /// Reserves `size` bytes (page multiple, > 0) of fresh, zero-filled, read-write anonymous
 /// memory. The kernel commits pages on first touch, so untouched pages cost no RSS.

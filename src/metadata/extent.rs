@@ -11,9 +11,9 @@
 //!   (`slab_map::register`, with tagged entries: frees must resolve);
 //! - `is_slab ⇒ state == Active`, and `0 < nfree ≤ nregs ⇔` the slab may sit in a bin bucket.
 
-use crate::base::BASE;
-use crate::bitmap::Bitmap;
-use crate::util::LG_PAGE;
+use crate::metadata::base::BASE;
+use crate::metadata::bitmap::Bitmap;
+use crate::foundation::util::LG_PAGE;
 use core::sync::atomic::{AtomicU16, AtomicU8, Ordering};
 
 /// Page state of an extent. In use: active, or cached (a large block the program freed that
@@ -91,8 +91,9 @@ pub struct Extent {
 
 const _: () = assert!(core::mem::size_of::<Extent>() == 128);
 
-/// Alignment of every descriptor: page-map entries keep a tag in the bits below it.
-const EXTENT_ALIGN: usize = crate::rtree::DESCRIPTOR_ALIGN;
+/// Alignment of every descriptor: page-map entries keep a tag in the bits below it
+/// (`rtree::slab_entry`).
+pub const EXTENT_ALIGN: usize = 128;
 const _: () = assert!(core::mem::size_of::<Extent>().is_multiple_of(EXTENT_ALIGN));
 
 impl Extent {

@@ -12,11 +12,11 @@
 //! The table: slots are written once, under `CREATE` (rank 2), published with Release; readers
 //! load with Acquire. Thread counts are relaxed atomics (a balancing hint only).
 
-use crate::base::BASE;
-use crate::bin::Bin;
-use crate::pac::Pac;
-use crate::size_class::NBINS;
-use crate::sync::{Mutex, Rank};
+use crate::metadata::base::BASE;
+use crate::objects::bin::Bin;
+use crate::pages::pac::Pac;
+use crate::metadata::size_class::NBINS;
+use crate::foundation::sync::{Mutex, Rank};
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 /// Arena indices are stored in a byte of every extent.
@@ -101,7 +101,7 @@ static NARENAS: AtomicUsize = AtomicUsize::new(1);
 /// README), more arenas than CPUs bought no throughput for thread caches that already absorb
 /// almost every call, and each arena keeps its own partly used slabs.
 pub fn default_narenas() -> usize {
-    crate::sys::ncpus().clamp(1, MAX_ARENAS)
+    crate::foundation::sys::ncpus().clamp(1, MAX_ARENAS)
 }
 
 /// Sets the arena count (init only).
@@ -281,7 +281,7 @@ mod tests {
         for i in 0..=3 {
             assert_eq!(try_get(i).unwrap().id as usize, i);
         }
-        let e = a.pac.inner.lock().alloc(2, crate::util::PAGE, None);
+        let e = a.pac.inner.lock().alloc(2, crate::foundation::util::PAGE, None);
         assert!(!e.is_null());
         // SAFETY: `e` is the active extent just allocated from arena 3.
         unsafe {

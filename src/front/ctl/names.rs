@@ -7,26 +7,14 @@
 //! `arena.<n>.purge`), `stats.arenas.<i>` (a created arena or 4096), `arenas.bin.<j>`.
 
 use super::stats;
-use super::{Path, Req, MAX_DEPTH, R};
-use crate::arena;
-use crate::size_class::{bin_size, nregs, NBINS, SLAB_PAGES};
+use super::{Idx, Path, Req, MAX_DEPTH, R};
+use crate::objects::arena;
+use crate::metadata::size_class::{bin_size, nregs, NBINS, SLAB_PAGES};
 use crate::tcache;
-use crate::tsd;
-use crate::util::PAGE;
+use crate::tcache::tsd;
+use crate::foundation::util::PAGE;
 use core::sync::atomic::{AtomicU64, Ordering};
 use libc::{EFAULT, EINVAL, ENOENT};
-
-/// Index components collected along a path (arena, bin).
-pub struct Idx {
-    v: [usize; 2],
-    n: usize,
-}
-
-impl Idx {
-    fn get(&self, k: usize) -> usize {
-        self.v[k.min(1)]
-    }
-}
 
 type Leaf = fn(&Idx, &Req) -> R;
 
@@ -123,7 +111,7 @@ fn walk_name(name: &[u8]) -> Result<(Path, &'static Node), i32> {
 /// Runs the leaf at `mib`.
 pub fn call(mib: &[usize], req: &Req) -> R {
     let mut node: &'static Node = &ROOT;
-    let mut idx = Idx { v: [0; 2], n: 0 };
+    let mut idx = Idx::default();
     for &c in mib {
         node = match node {
             Node::Dir(children) => &children.get(c).ok_or(ENOENT)?.1,
@@ -201,7 +189,7 @@ static CONFIG: [(&str, Node); 12] = [
 /// `opt.*`: the options in force (jemalloc's order up to `tcache_max`; oxmalloc's values).
 static OPT: [(&str, Node); 37] = [
     ("abort", leaf!(|_, r| r.ro(false))),
-    ("abort_conf", leaf!(|_, r| r.ro(crate::conf::abort_conf()))),
+    ("abort_conf", leaf!(|_, r| r.ro(crate::front::conf::abort_conf()))),
     ("cache_oblivious", leaf!(|_, r| r.ro(false))),
     ("trust_madvise", leaf!(|_, r| r.ro(true))),
     ("confirm_conf", leaf!(|_, r| r.ro(false))),
@@ -227,19 +215,19 @@ static OPT: [(&str, Node); 37] = [
     ("max_background_threads", leaf!(|_, r| r.ro(0usize))),
     ("dirty_decay_ms", leaf!(|_, r| r.ro(-1isize))),
     ("muzzy_decay_ms", leaf!(|_, r| r.ro(0isize))),
-    ("stats_print", leaf!(|_, r| r.ro(crate::conf::stats_print()))),
+    ("stats_print", leaf!(|_, r| r.ro(crate::front::conf::stats_print()))),
     ("stats_print_opts", leaf!(|_, r| r.ro(c"".as_ptr()))),
     ("stats_interval", leaf!(|_, r| r.ro(-1i64))),
     ("stats_interval_opts", leaf!(|_, r| r.ro(c"".as_ptr()))),
-    ("junk", leaf!(|_, r| r.ro(crate::conf::junk_name().as_ptr()))),
+    ("junk", leaf!(|_, r| r.ro(crate::front::conf::junk_name().as_ptr()))),
     ("zero", leaf!(|_, r| r.ro(false))),
     ("experimental_infallible_new", leaf!(|_, r| r.ro(false))),
     ("tcache", leaf!(|_, r| r.ro(tcache::enabled()))),
-    ("tcache_max", leaf!(|_, r| r.ro(crate::conf::tcache_max()))),
-    ("zero_realloc", leaf!(|_, r| r.ro(match crate::conf::zero_realloc() {
-        crate::conf::ZeroRealloc::Free => c"free",
-        crate::conf::ZeroRealloc::Alloc => c"alloc",
-        crate::conf::ZeroRealloc::Abort => c"abort",
+    ("tcache_max", leaf!(|_, r| r.ro(crate::tcache::max()))),
+    ("zero_realloc", leaf!(|_, r| r.ro(match crate::front::conf::zero_realloc() {
+        crate::front::conf::ZeroRealloc::Free => c"free",
+        crate::front::conf::ZeroRealloc::Alloc => c"alloc",
+        crate::front::conf::ZeroRealloc::Abort => c"abort",
     }.as_ptr()))),
 ];
 
@@ -263,7 +251,7 @@ static ARENAS: [(&str, Node); 13] = [
     ("muzzy_decay_ms", leaf!(|_, r| r.ro(0isize))),
     ("quantum", leaf!(|_, r| r.ro(16usize))),
     ("page", leaf!(|_, r| r.ro(PAGE))),
-    ("tcache_max", leaf!(|_, r| r.ro(crate::conf::tcache_max()))),
+    ("tcache_max", leaf!(|_, r| r.ro(crate::tcache::max()))),
     ("nbins", leaf!(|_, r| r.ro(NBINS as u32))),
     ("nhbins", leaf!(|_, r| r.ro(tcache::NCB as u32))),
     ("bin", Node::Index(Kind::Bin, &BIN_J)),
@@ -403,13 +391,13 @@ fn background_thread(_: &Idx, r: &Req) -> R {
 }
 
 fn tcache_stat(f: impl Fn(&tcache::Tcache) -> u64) -> u64 {
-    crate::init::ensure();
+    crate::front::init::ensure();
     tcache::current().map_or(0, |t| f(t))
 }
 
 fn thread_allocatedp(_: &Idx, r: &Req) -> R {
     r.readonly()?;
-    crate::init::ensure();
+    crate::front::init::ensure();
     match tcache::current() {
         Some(t) => {
             let counter: *mut u64 = &raw mut t.allocated;
@@ -431,7 +419,7 @@ fn thread_deallocatedp(_: &Idx, r: &Req) -> R {
 }
 
 fn thread_arena(_: &Idx, r: &Req) -> R {
-    crate::init::ensure();
+    crate::front::init::ensure();
     let tc = tcache::current();
     let cur = tc.as_ref().map_or(0, |t| t.arena.id as u32);
     if let Some(n) = r.write::<u32>()? {
@@ -445,7 +433,7 @@ fn thread_arena(_: &Idx, r: &Req) -> R {
 }
 
 fn tcache_enabled(_: &Idx, r: &Req) -> R {
-    crate::init::ensure();
+    crate::front::init::ensure();
     // A thread that has not allocated yet will get a cache on its first call: enabled.
     let now = match tsd::get() {
         tsd::NONE => tcache::enabled(),
@@ -459,7 +447,7 @@ fn tcache_enabled(_: &Idx, r: &Req) -> R {
 
 fn tcache_flush(_: &Idx, r: &Req) -> R {
     r.void()?;
-    crate::init::ensure();
+    crate::front::init::ensure();
     match tcache::current() {
         Some(t) => {
             t.flush_all();
@@ -473,11 +461,11 @@ fn tcache_flush(_: &Idx, r: &Req) -> R {
 /// (all arenas for 4096 or `arenas.narenas`), after flushing the caller's thread cache.
 fn arena_purge(i: &Idx, r: &Req) -> R {
     r.void()?;
-    crate::alloc::tcache_flush();
+    crate::front::alloc::tcache_flush();
     let which = i.get(0);
     for a in arena::all() {
         if which == ALL || which == narenas_total() || a.id as usize == which {
-            crate::alloc::purge_arena(a);
+            crate::front::alloc::purge_arena(a);
         }
     }
     Ok(())
@@ -494,7 +482,7 @@ fn arenas_create(_: &Idx, r: &Req) -> R {
 /// `arenas.lookup`: write a pointer, read the arena index of its block.
 fn arenas_lookup(_: &Idx, r: &Req) -> R {
     let p = r.write::<*const u8>()?.ok_or(EINVAL)?;
-    let e = crate::rtree::lookup(p as usize);
+    let e = crate::metadata::rtree::lookup(p as usize);
     if e.is_null() {
         return Err(EINVAL);
     }
@@ -541,7 +529,7 @@ mod tests {
             ("stats.arenas.4096.bins.2.nonfull_slabs", &[11, 9, 4096, 27, 2, 9]),
             ("experimental.utilization.batch_query", &[12, 1, 1]),
         ];
-        crate::init::ensure();
+        crate::front::init::ensure();
         for (name, mib) in cases {
             let p = lookup(name.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(&p.mib[..p.len], *mib, "{name}");
@@ -558,7 +546,7 @@ mod tests {
 
     #[test]
     fn read_protocol() {
-        crate::init::ensure();
+        crate::front::init::ensure();
         assert_eq!(get::<usize>("arenas.page"), Ok(4096));
         // A wrong-size buffer: copies min(size, len) bytes, rewrites len, EINVAL.
         let mut buf = [0u8; 16];

@@ -10,12 +10,12 @@
 //! Sync: one lock per arena (rank 4, after bin locks); every method of `PacInner` runs under
 //! it, and so does every rtree write for this arena's extents.
 
-use crate::extent::{Extent, ExtentPool, State};
-use crate::eset::Eset;
-use crate::rtree;
-use crate::sync::{Mutex, Rank};
-use crate::sys;
-use crate::util::{align_up, LG_PAGE, PAGE};
+use crate::metadata::extent::{Extent, ExtentPool, State};
+use crate::pages::eset::Eset;
+use crate::metadata::rtree;
+use crate::foundation::sync::{Mutex, Rank};
+use crate::foundation::sys;
+use crate::foundation::util::{align_up, LG_PAGE, PAGE};
 
 /// Smallest reservation from the OS.
 const CHUNK: usize = 64 << 20;
@@ -177,7 +177,7 @@ impl PacInner {
                 Some(bin) => {
                     (*e).is_slab = true;
                     (*e).bin = bin;
-                    crate::slab_map::register(e, bin as usize);
+                    crate::pages::slab_map::register(e, bin as usize);
                 }
                 None => (*e).is_slab = false,
             }
@@ -275,7 +275,7 @@ impl PacInner {
     /// Reserves address space for at least `pages` pages and adds it to the retained set.
     fn grow(&mut self, pages: usize) -> bool {
         let want = match pages.checked_mul(PAGE) {
-            Some(b) if b <= crate::util::MAX_REQUEST => b,
+            Some(b) if b <= crate::foundation::util::MAX_REQUEST => b,
             _ => return false,
         };
         let size = if want <= CHUNK { CHUNK } else { align_up(want, 2 << 20) };
@@ -384,7 +384,7 @@ impl PacInner {
                 return false;
             }
             if (*e).is_slab {
-                crate::slab_map::unregister(e, (*e).bin as usize);
+                crate::pages::slab_map::unregister(e, (*e).bin as usize);
             }
             (*e).is_slab = false;
             (*e).zeroed = false;
@@ -563,8 +563,8 @@ mod tests {
         static PAC: Pac = Pac::new(7);
         let mut p = PAC.inner.lock();
         // A class whose slabs are 5 pages of sub-page regions: every page is registered.
-        let bin = (0..crate::size_class::NBINS)
-            .find(|&b| crate::size_class::SLAB_PAGES[b] == 5 && crate::size_class::bin_size(b) < PAGE)
+        let bin = (0..crate::metadata::size_class::NBINS)
+            .find(|&b| crate::metadata::size_class::SLAB_PAGES[b] == 5 && crate::metadata::size_class::bin_size(b) < PAGE)
             .unwrap();
         let a = p.alloc(3, PAGE, None);
         let b = p.alloc(5, PAGE, Some(bin as u8));

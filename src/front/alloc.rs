@@ -5,20 +5,20 @@
 //! interior, already free) ends in `report::misuse` naming the C call. Nothing here allocates
 //! through anything but the arenas, and `free` preserves errno (no path of it sets errno).
 
-use crate::arena::{self, Arena};
-use crate::bin;
-use crate::conf;
-use crate::extent::{Extent, State};
-use crate::init;
-use crate::pac;
-use crate::report::{self, Misuse};
-use crate::rtree;
-use crate::size_class::{bin_size, size2bin, size2bin_scaled_and_size, LOOKUP_MAX, SMALL_MAX};
-use crate::slab;
-use crate::sys;
+use crate::objects::arena::{self, Arena};
+use crate::objects::bin;
+use crate::front::conf;
+use crate::metadata::extent::{Extent, State};
+use crate::front::init;
+use crate::pages::pac;
+use crate::foundation::report::{self, Misuse};
+use crate::metadata::rtree;
+use crate::metadata::size_class::{bin_size, size2bin, size2bin_scaled_and_size, LOOKUP_MAX, SMALL_MAX};
+use crate::objects::slab;
+use crate::foundation::sys;
 use crate::tcache::{self, LargeFree, Tcache};
-use crate::tsd;
-use crate::util::{align_up, align_up_checked, LG_PAGE, MAX_REQUEST, PAGE};
+use crate::tcache::tsd;
+use crate::foundation::util::{align_up, align_up_checked, LG_PAGE, MAX_REQUEST, PAGE};
 
 #[cold]
 fn enomem() -> *mut u8 {
@@ -481,7 +481,7 @@ pub fn usable_size(p: *const u8, func: &str) -> usize {
     let p = p as usize;
     let e = lookup_live(p, func);
     if e.is_slab {
-        if crate::slab::region_index(e, e.bin as usize, p).is_none() {
+        if crate::objects::slab::region_index(e, e.bin as usize, p).is_none() {
             report::misuse(func, Misuse::InteriorPointer, p);
         }
         bin_size(e.bin as usize)
@@ -855,7 +855,7 @@ pub(crate) mod tests {
             let mut mixed = std::vec::Vec::new();
             for k in 0..30 {
                 mixed.push(malloc([40 << 10, 100 << 10, 200 << 10][k % 3]));
-                assert_eq!(my_tcache().bins.iter().skip(crate::size_class::NBINS).map(|b| b.ncached()).sum::<u16>(), 0);
+                assert_eq!(my_tcache().bins.iter().skip(crate::metadata::size_class::NBINS).map(|b| b.ncached()).sum::<u16>(), 0);
             }
             // A run of one size without the cache having had to give that size back: one
             // block per miss.
@@ -923,7 +923,7 @@ pub(crate) mod tests {
             assert_eq!(q, big);
             assert_eq!(usable_size(q, "t"), 80 << 10);
             // A sized free with the requested size (C++ sized delete) accepts it.
-            crate::xalloc::sdallocx(q, 72 << 10, 0, "sdallocx");
+            crate::front::xalloc::sdallocx(q, 72 << 10, 0, "sdallocx");
             free(r, "free");
             // 64 blocks of 256 KiB exceed the 2 MiB budget: frees beyond it shed older blocks
             // in batches, and the budget holds.

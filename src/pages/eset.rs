@@ -9,8 +9,8 @@
 //!
 //! Sync: not thread-safe; the owning `Pac` lock protects everything here.
 
-use crate::extent::{Extent, List, State};
-use crate::util::lg_floor;
+use crate::metadata::extent::{Extent, List, State};
+use crate::foundation::util::lg_floor;
 
 const EXACT: usize = 511;
 const NSETBINS: usize = EXACT + 4 * (36 - 9) + 4;
@@ -172,8 +172,8 @@ impl Eset {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extent::ExtentPool;
-    use crate::util::PAGE;
+    use crate::metadata::extent::ExtentPool;
+    use crate::foundation::util::PAGE;
 
     fn mk(pool: &mut ExtentPool, addr: usize, pages: usize) -> *mut Extent {
         let e = pool.get();

@@ -17,9 +17,9 @@
 //! only on the slow paths (refill, flush, slab creation and release), on lines those paths
 //! touch anyway, except that creation and release touch the first line of every region.
 
-use crate::extent::{Extent, NO_BUCKET};
-use crate::report;
-use crate::size_class::{bin_size, div_magic, nregs};
+use crate::metadata::extent::{Extent, NO_BUCKET};
+use crate::foundation::report;
+use crate::metadata::size_class::{bin_size, div_magic, nregs};
 
 /// First word of every region that is free in its slab (see the module header). Differs
 /// from the thread caches' cookie; fits a sign-extended 32-bit immediate.
@@ -144,8 +144,8 @@ pub fn region_index_magic(off: usize, magic: u64) -> Option<usize> {
 }
 
 /// Bound on the low half of `off · magic` for region starts: the largest slab's size.
-const REGION_START_LIMIT: u64 = (crate::size_class::MAX_SLAB_PAGES * crate::util::PAGE) as u64;
-const _: () = assert!(REGION_START_LIMIT <= 1 << 18 && crate::size_class::SMALL_MAX <= 1 << 15);
+const REGION_START_LIMIT: u64 = (crate::metadata::size_class::MAX_SLAB_PAGES * crate::foundation::util::PAGE) as u64;
+const _: () = assert!(REGION_START_LIMIT <= 1 << 18 && crate::metadata::size_class::SMALL_MAX <= 1 << 15);
 
 /// Takes up to `n` free regions, lowest first, writing their addresses to `out[0..]`;
 /// returns how many (≤ nfree). Each is checked for the free mark, which is replaced by
@@ -213,13 +213,13 @@ pub unsafe fn validate(e: *const Extent, bin: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::size_class::{NBINS, SLAB_PAGES};
+    use crate::metadata::size_class::{NBINS, SLAB_PAGES};
 
     #[test]
     fn region_index_is_exact_for_every_class_and_offset() {
         for (bin, &pages) in SLAB_PAGES.iter().enumerate().take(NBINS) {
             let size = bin_size(bin);
-            let slab = pages as usize * crate::util::PAGE;
+            let slab = pages as usize * crate::foundation::util::PAGE;
             assert!(slab <= 1 << 18 && div_magic(bin) >= 1 << 49);
             for off in 0..slab {
                 let want = (off % size == 0).then_some(off / size);

@@ -14,14 +14,14 @@
 //! In-place resizing: a small block stays while the new size keeps its class; a large block
 //! grows into a free following extent and shrinks by splitting off its tail (`pac`).
 
-use crate::alloc::{self, usable_of};
-use crate::arena::{self, Arena};
-use crate::extent::Extent;
-use crate::init;
-use crate::report::{self, Misuse};
-use crate::size_class::{size2bin, SMALL_MAX};
+use crate::front::alloc::{self, usable_of};
+use crate::objects::arena::{self, Arena};
+use crate::metadata::extent::Extent;
+use crate::front::init;
+use crate::foundation::report::{self, Misuse};
+use crate::metadata::size_class::{size2bin, SMALL_MAX};
 use crate::tcache;
-use crate::util::{align_up, align_up_checked, LG_PAGE, MAX_REQUEST, PAGE};
+use crate::foundation::util::{align_up, align_up_checked, LG_PAGE, MAX_REQUEST, PAGE};
 
 /// Decoded `flags`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub fn usable_for(size: usize, align: usize) -> usize {
         size
     };
     if align <= PAGE {
-        crate::size_class::usable_size(s)
+        crate::metadata::size_class::usable_size(s)
     } else {
         align_up(s, PAGE)
     }
@@ -290,7 +290,7 @@ mod tests {
     #[test]
     fn resize_in_place_large() {
         // Two neighbours from a fresh arena: the first can grow into the second once it is freed.
-        let _x = crate::alloc::tests::ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
+        let _x = crate::front::alloc::tests::ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
         let f = 0x100 | ((200 + 1) << 20); // TCACHE_NONE | ARENA(200): no cache, no other user
         let a = mallocx(1 << 20, f);
         let b = mallocx(1 << 20, f);

@@ -11,13 +11,13 @@
 //! Sync: everything in `BinInner` is under `Bin::lock` (rank 3); slab creation and release
 //! take the arena's Pac lock inside it (rank 4).
 
-use crate::extent::{Extent, List, NO_BUCKET};
-use crate::pac::Pac;
-use crate::report::{self, Found, Misuse};
-use crate::size_class::{nregs, SLAB_PAGES};
-use crate::slab::{self, RegionCheck};
-use crate::sync::{Mutex, Rank};
-use crate::util::{LG_PAGE, PAGE};
+use crate::metadata::extent::{Extent, List, NO_BUCKET};
+use crate::pages::pac::Pac;
+use crate::foundation::report::{self, Found, Misuse};
+use crate::metadata::size_class::{nregs, SLAB_PAGES};
+use crate::objects::slab::{self, RegionCheck};
+use crate::foundation::sync::{Mutex, Rank};
+use crate::foundation::util::{LG_PAGE, PAGE};
 
 const NBUCKETS: usize = 64;
 /// Buckets from this one up hold slabs with more than 1/16 of their regions free (at most
@@ -77,11 +77,11 @@ pub struct Bin {
 /// the dividend is < 2^15 and the rounding error of the reciprocal < nregs ≤ 2^9, so their
 /// product stays below 2^32; checked for every class in a test). A `div` there cost 10 % of
 /// the time of a batch of 32 KiB blocks, whose 8-region slabs change bucket on every free.
-static BUCKET_MAGIC: [u64; crate::size_class::NBINS] = {
-    let mut t = [0u64; crate::size_class::NBINS];
+static BUCKET_MAGIC: [u64; crate::metadata::size_class::NBINS] = {
+    let mut t = [0u64; crate::metadata::size_class::NBINS];
     let mut i = 0;
     while i < t.len() {
-        let n = crate::size_class::NREGS[i] as u64;
+        let n = crate::metadata::size_class::NREGS[i] as u64;
         t[i] = (1u64 << 32).div_ceil(n);
         i += 1;
     }
@@ -158,7 +158,7 @@ impl BinInner {
         let e = self.buckets[b].head;
         self.bucket_remove(e);
         if (*e).tagged_sparse {
-            crate::slab_map::tag_pages(e, self.bin as usize, false);
+            crate::pages::slab_map::tag_pages(e, self.bin as usize, false);
             (*e).tagged_sparse = false;
         }
         e
@@ -196,7 +196,7 @@ impl BinInner {
             unsafe {
                 let want = is_sparse((*s).bucket());
                 if want != (*s).tagged_sparse {
-                    crate::slab_map::tag_pages(s, self.bin as usize, want);
+                    crate::pages::slab_map::tag_pages(s, self.bin as usize, want);
                     (*s).tagged_sparse = want;
                 }
             }
@@ -446,15 +446,15 @@ impl BinInner {
                     let nf = (*e).nfree();
                     assert!(nf > 0 && nf < nregs, "full or empty slab in a bucket");
                     assert_eq!(bucket_of(nf, bin), b);
-                    let entry = crate::rtree::lookup_entry((*e).addr);
-                    assert_eq!(crate::rtree::entry_bin(entry), bin, "slab page not tagged");
-                    let last = (*e).addr + (*e).pages() * crate::util::PAGE - 1;
-                    let at_last = crate::rtree::lookup_entry(last);
-                    if crate::rtree::is_slab(at_last) {
+                    let entry = crate::metadata::rtree::lookup_entry((*e).addr);
+                    assert_eq!(crate::metadata::rtree::entry_bin(entry), bin, "slab page not tagged");
+                    let last = (*e).addr + (*e).pages() * crate::foundation::util::PAGE - 1;
+                    let at_last = crate::metadata::rtree::lookup_entry(last);
+                    if crate::metadata::rtree::is_slab(at_last) {
                         assert_eq!(at_last, entry, "slab pages tagged differently");
                     }
-                    assert_eq!(crate::rtree::entry_extent(entry), e, "slab page maps elsewhere");
-                    assert_eq!(crate::rtree::is_sparse(entry), (*e).tagged_sparse, "tags disagree");
+                    assert_eq!(crate::metadata::rtree::entry_extent(entry), e, "slab page maps elsewhere");
+                    assert_eq!(crate::metadata::rtree::is_sparse(entry), (*e).tagged_sparse, "tags disagree");
                     if self.npending == 0 {
                         assert_eq!((*e).tagged_sparse, is_sparse(b as u8), "sparse mark not settled");
                     }
@@ -470,11 +470,11 @@ impl BinInner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::size_class::bin_size;
+    use crate::metadata::size_class::bin_size;
 
     #[test]
     fn bucket_of_divides_exactly() {
-        for bin in 0..crate::size_class::NBINS {
+        for bin in 0..crate::metadata::size_class::NBINS {
             let n = nregs(bin);
             for nfree in 1..=n {
                 assert_eq!(bucket_of(nfree, bin), (nfree - 1) * NBUCKETS / n, "bin {bin} nfree {nfree}");
@@ -505,14 +505,14 @@ mod tests {
         b.settle(&PAC);
         b.validate();
         // s1 has 30 of 64 regions free: sparse, and its page-map entries say so.
-        assert!(crate::rtree::is_sparse(crate::rtree::lookup_entry(s1)));
-        assert!(crate::rtree::is_sparse(crate::rtree::lookup_entry(s0)));
+        assert!(crate::metadata::rtree::is_sparse(crate::metadata::rtree::lookup_entry(s1)));
+        assert!(crate::metadata::rtree::is_sparse(crate::metadata::rtree::lookup_entry(s0)));
         assert_eq!(b.nonfull_slabs(), 2);
         // The current slab (third) is full: the next region comes from the fullest, s0, which
         // as the current slab is no longer marked sparse.
         let q = b.alloc(&PAC) as usize;
         assert_eq!(slab_of(q), s0);
-        assert!(!crate::rtree::is_sparse(crate::rtree::lookup_entry(s0)));
+        assert!(!crate::metadata::rtree::is_sparse(crate::metadata::rtree::lookup_entry(s0)));
         // Emptying s1 gives its page back to the page pool.
         let dirty_before = PAC.inner.lock().free_pages().0;
         unsafe {
@@ -523,7 +523,7 @@ mod tests {
         b.settle(&PAC);
         assert_eq!(PAC.inner.lock().free_pages().0, dirty_before + 1);
         assert_eq!(b.nslabs, 2);
-        assert!(crate::rtree::lookup(s1).is_null() || unsafe { !(*crate::rtree::lookup(s1)).is_slab });
+        assert!(crate::metadata::rtree::lookup(s1).is_null() || unsafe { !(*crate::metadata::rtree::lookup(s1)).is_slab });
         b.validate();
         PAC.inner.lock().validate();
     }
@@ -574,6 +574,6 @@ mod tests {
     }
 
     fn rtree_of(p: usize) -> *mut Extent {
-        crate::rtree::lookup(p)
+        crate::metadata::rtree::lookup(p)
     }
 }

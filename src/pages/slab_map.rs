@@ -6,8 +6,8 @@
 //! (sparse retagging) held; no other thread writes a live slab's entries. Layer 2 (next to
 //! `pac`), so that the page allocator registers slabs without calling up into `slab`.
 
-use crate::extent::Extent;
-use crate::size_class::{bin_size, nregs};
+use crate::metadata::extent::Extent;
+use crate::metadata::size_class::{bin_size, nregs};
 
 /// Registers slab `e` of class `bin` in the page map with tagged entries (`rtree::slab_entry`:
 /// class and sparse mark, so that `free` decides cache or slab before reading the
@@ -30,9 +30,9 @@ pub unsafe fn register(e: *mut Extent, bin: usize) {
 /// The arena's Pac lock or the bin's lock is held (no other thread writes these entries
 /// while the slab is active); `e` is an active, registered slab of class `bin`.
 pub unsafe fn tag_pages(e: *mut Extent, bin: usize, sparse: bool) {
-    crate::rtree::set_pages((*e).addr, tagged_pages(e, bin), |_| crate::rtree::slab_entry(e, bin, sparse));
-    if (*e).pages() > crate::size_class::SLAB_PAGES[bin] as usize {
-        crate::rtree::set((*e).last_page(), e);
+    crate::metadata::rtree::set_pages((*e).addr, tagged_pages(e, bin), |_| crate::metadata::rtree::slab_entry(e, bin, sparse));
+    if (*e).pages() > crate::metadata::size_class::SLAB_PAGES[bin] as usize {
+        crate::metadata::rtree::set((*e).last_page(), e);
     }
 }
 
@@ -42,10 +42,10 @@ pub unsafe fn tag_pages(e: *mut Extent, bin: usize, sparse: bool) {
 /// its extra pages hold no region (its last page gets a plain entry, as the page allocator
 /// needs).
 unsafe fn tagged_pages(e: *const Extent, bin: usize) -> impl Iterator<Item = usize> {
-    let used = (crate::size_class::SLAB_PAGES[bin] as usize).min((*e).pages());
+    let used = (crate::metadata::size_class::SLAB_PAGES[bin] as usize).min((*e).pages());
     let size = bin_size(bin);
-    let (all, step, last) = if size < crate::util::PAGE { (used, 0, 0..0) } else { (0, nregs(bin), used - 1..used) };
-    let starts = (0..step).map(move |i| (i * size) >> crate::util::LG_PAGE);
+    let (all, step, last) = if size < crate::foundation::util::PAGE { (used, 0, 0..0) } else { (0, nregs(bin), used - 1..used) };
+    let starts = (0..step).map(move |i| (i * size) >> crate::foundation::util::LG_PAGE);
     (0..all).chain(starts).chain(last)
 }
 
@@ -55,7 +55,7 @@ unsafe fn tagged_pages(e: *const Extent, bin: usize) -> impl Iterator<Item = usi
 /// # Safety
 /// As for `register`.
 pub unsafe fn unregister(e: *mut Extent, bin: usize) {
-    crate::rtree::set_pages((*e).addr, tagged_pages(e, bin), |_| core::ptr::null_mut());
-    crate::rtree::set((*e).addr, e);
-    crate::rtree::set((*e).last_page(), e);
+    crate::metadata::rtree::set_pages((*e).addr, tagged_pages(e, bin), |_| core::ptr::null_mut());
+    crate::metadata::rtree::set((*e).addr, e);
+    crate::metadata::rtree::set((*e).last_page(), e);
 }

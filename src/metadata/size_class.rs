@@ -25,7 +25,7 @@
 //! there, which makes every thread-cache refill of 4 KiB blocks a page-allocator call).
 //! Regions per slab ≤ 512; slabs ≤ 64 pages (256 KiB).
 
-use crate::util::{gcd, lg_floor, PAGE};
+use crate::foundation::util::{gcd, lg_floor, PAGE};
 
 pub const NBINS: usize = 41;
 /// Classes that match jemalloc 5.3's small classes (index, size; slab shape below 4 KiB).
@@ -241,7 +241,7 @@ pub fn usable_size(size: usize) -> usize {
     if size <= SMALL_MAX {
         bin_size(size2bin(size))
     } else {
-        crate::util::align_up(size, PAGE)
+        crate::foundation::util::align_up(size, PAGE)
     }
 }
 

@@ -21,8 +21,8 @@
 //! Sync: `load` runs once, inside init (single-threaded by the init state machine); results
 //! go into the atomics below and the modules' own before READY is published.
 
-use crate::sys;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use crate::foundation::sys;
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ZeroRealloc {
@@ -97,7 +97,7 @@ impl Conf {
             v.map(|v| *slot = Some(v)).is_some()
         }
         match key {
-            b"narenas" => put(&mut self.narenas, parse_usize(val).filter(|n| (1..=crate::arena::MAX_ARENAS).contains(n))),
+            b"narenas" => put(&mut self.narenas, parse_usize(val).filter(|n| (1..=crate::objects::arena::MAX_ARENAS).contains(n))),
             b"tcache" => put(&mut self.tcache, parse_bool(val)),
             b"tcache_max" => put(&mut self.tcache_max, parse_usize(val)),
             b"zero_realloc" => put(
@@ -138,15 +138,6 @@ static ZERO_REALLOC: AtomicU8 = AtomicU8::new(ZeroRealloc::Free as u8);
 static JUNK_ALLOC: AtomicBool = AtomicBool::new(false);
 static JUNK_FREE: AtomicBool = AtomicBool::new(false);
 static STATS_PRINT: AtomicBool = AtomicBool::new(false);
-static TCACHE_MAX: AtomicUsize = AtomicUsize::new(crate::tcache::LARGE_MAX_PAGES << crate::util::LG_PAGE);
-/// How many large page counts thread caches keep, from `LARGE_MIN_PAGES` up: derived from
-/// `TCACHE_MAX` (set together), so that a large free checks its size with one compare.
-static TCACHE_LARGE_SPAN: AtomicUsize = AtomicUsize::new(large_span(crate::tcache::LARGE_MAX_PAGES << crate::util::LG_PAGE));
-
-/// Large page counts cached when the largest cached size is `max` bytes.
-const fn large_span(max: usize) -> usize {
-    (max >> crate::util::LG_PAGE).saturating_sub(crate::tcache::LARGE_MIN_PAGES - 1)
-}
 
 pub fn abort_conf() -> bool {
     ABORT_CONF.load(Relaxed)
@@ -170,21 +161,6 @@ pub fn junk_free() -> bool {
 
 pub fn stats_print() -> bool {
     STATS_PRINT.load(Relaxed)
-}
-
-/// Largest size a thread cache keeps (bytes).
-pub fn tcache_max() -> usize {
-    TCACHE_MAX.load(Relaxed)
-}
-
-/// How many large page counts, from `tcache::LARGE_MIN_PAGES` up, thread caches keep
-/// (`tcache_max` in pages, minus the small ones; 0 when no large size is cached).
-#[inline(always)]
-pub fn tcache_large_span() -> usize {
-    // RIP-relative (`static_addr`): a large free reads it, and a GOT load would come first.
-    let span = crate::static_addr!(TCACHE_LARGE_SPAN, AtomicUsize);
-    // SAFETY: the address of a static of this module.
-    unsafe { &*span }.load(Relaxed)
 }
 
 /// The text of `opt.junk`.
@@ -217,7 +193,7 @@ pub fn load() {
         sys::write_stderr(&item[..item.len().min(200)]);
         sys::write_stderr(b"\"\n");
     };
-    if let Some(s) = crate::ffi_conf::program_malloc_conf() {
+    if let Some(s) = crate::front::malloc_conf::program_malloc_conf() {
         c.parse(s, &mut warn);
     }
     for name in [c"MALLOC_CONF", c"OXMALLOC_CONF"] {
@@ -226,7 +202,7 @@ pub fn load() {
         }
     }
     if c.errors > 0 && c.abort_conf {
-        crate::report::fatal("conf: invalid option and abort_conf:true");
+        crate::foundation::report::fatal("conf: invalid option and abort_conf:true");
     }
     ABORT_CONF.store(c.abort_conf, Relaxed);
     ZERO_REALLOC.store(c.zero_realloc.unwrap_or(0), Relaxed);
@@ -235,10 +211,9 @@ pub fn load() {
     JUNK_FREE.store(c.junk_free.unwrap_or(false), Relaxed);
     STATS_PRINT.store(c.stats_print.unwrap_or(false), Relaxed);
     if let Some(m) = c.tcache_max {
-        TCACHE_MAX.store(m.min(tcache_max()), Relaxed);
-        TCACHE_LARGE_SPAN.store(large_span(tcache_max()), Relaxed);
+        crate::tcache::set_max(m);
     }
-    crate::arena::set_narenas(c.narenas.unwrap_or_else(crate::arena::default_narenas));
+    crate::objects::arena::set_narenas(c.narenas.unwrap_or_else(crate::objects::arena::default_narenas));
     crate::tcache::set_enabled(c.tcache.unwrap_or(true) && !junk);
 }
 

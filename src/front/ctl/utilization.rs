@@ -9,18 +9,18 @@
 //! regions in the bin's slabs, regions in the bin's slabs}; an address that is no block is
 //! EINVAL (jemalloc would crash). Blocks held in thread caches count as allocated.
 
-use super::{Req, R};
-use crate::arena;
-use crate::extent::Extent;
-use crate::rtree;
-use crate::size_class::{nregs, SLAB_PAGES};
-use crate::util::PAGE;
+use super::{Idx, Req, R};
+use crate::objects::arena;
+use crate::metadata::extent::Extent;
+use crate::metadata::rtree;
+use crate::metadata::size_class::{nregs, SLAB_PAGES};
+use crate::foundation::util::PAGE;
 use libc::EINVAL;
 
 fn extent_of(p: usize) -> Option<&'static Extent> {
     let e = rtree::lookup(p);
     // SAFETY: registered descriptors are never freed.
-    (!e.is_null()).then(|| unsafe { &*e }).filter(|e| e.is_slab || e.state() == crate::extent::State::Active)
+    (!e.is_null()).then(|| unsafe { &*e }).filter(|e| e.is_slab || e.state() == crate::metadata::extent::State::Active)
 }
 
 /// {nfree, nregs, size} for one pointer.
@@ -35,7 +35,7 @@ fn triple(p: usize) -> [usize; 3] {
     }
 }
 
-pub fn batch_query(_: &super::names::Idx, r: &Req) -> R {
+pub fn batch_query(_: &Idx, r: &Req) -> R {
     if r.newp.is_null() || r.newlen == 0 || !r.newlen.is_multiple_of(8) || !r.wants_read() {
         return Err(EINVAL);
     }
@@ -55,7 +55,7 @@ pub fn batch_query(_: &super::names::Idx, r: &Req) -> R {
     Ok(())
 }
 
-pub fn query(_: &super::names::Idx, r: &Req) -> R {
+pub fn query(_: &Idx, r: &Req) -> R {
     let p = r.write::<usize>()?.ok_or(EINVAL)?;
     if !r.wants_read() {
         return Err(EINVAL);

@@ -29,14 +29,14 @@ pub fn ensure() {
 fn slow() {
     match STATE.compare_exchange(UNINIT, BUSY, Ordering::Acquire, Ordering::Acquire) {
         Ok(_) => {
-            if crate::sys::os_page_size() != crate::util::PAGE {
-                crate::report::fatal("this build needs 4 KiB pages");
+            if crate::foundation::sys::os_page_size() != crate::foundation::util::PAGE {
+                crate::foundation::report::fatal("this build needs 4 KiB pages");
             }
-            crate::conf::load();
-            crate::tsd::create_key(crate::tcache::thread_exit);
+            crate::front::conf::load();
+            crate::tcache::tsd::create_key(crate::tcache::thread_exit);
             STATE.store(READY, Ordering::Release);
-            crate::fork::register();
-            if crate::conf::stats_print() {
+            crate::front::fork::register();
+            if crate::front::conf::stats_print() {
                 // After READY: atexit may allocate, and that nested malloc must be served.
                 // SAFETY: registers a plain function valid for the life of the process.
                 unsafe { libc::atexit(print_stats_at_exit) };
@@ -53,7 +53,7 @@ fn slow() {
 
 /// Option `stats_print`: the statistics on stderr at exit.
 extern "C" fn print_stats_at_exit() {
-    crate::ctl::print::print(None, core::ptr::null_mut(), b"");
+    crate::front::ctl::print::print(None, core::ptr::null_mut(), b"");
 }
 
 extern "C" fn constructor() {

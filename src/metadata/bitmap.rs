@@ -8,7 +8,7 @@
 //! read one bit (`get`) to catch a double free early: a stale answer there is harmless because
 //! the flush re-checks under the lock.
 
-use crate::size_class::MAX_NREGS;
+use crate::metadata::size_class::MAX_NREGS;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 const WORDS: usize = MAX_NREGS / 64;

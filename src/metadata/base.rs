@@ -5,9 +5,9 @@
 //! descriptors through `ExtentPool`). Never calls malloc; thread-safe through one lock
 //! (rank 6 in `sync`). Counts every byte it maps for `stats.metadata`.
 
-use crate::sync::{Mutex, Rank};
-use crate::sys;
-use crate::util::{align_up, PAGE};
+use crate::foundation::sync::{Mutex, Rank};
+use crate::foundation::sys;
+use crate::foundation::util::{align_up, PAGE};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Size of the blocks carved by the bump pointer.

@@ -44,8 +44,9 @@ mod witness {
     use core::cell::Cell;
 
     std::thread_local! {
-        /// Bit r set ⇔ this thread holds a lock of rank r (counts per rank for same-rank locks).
-        static HELD: Cell<[u8; 7]> = const { Cell::new([0; 7]) };
+        /// Locks of rank r this thread holds, per rank (fork's prepare handler holds every bin
+        /// lock of up to 256 arenas: more than a byte counts).
+        static HELD: Cell<[u16; 7]> = const { Cell::new([0; 7]) };
     }
 
     pub fn acquire(r: Rank) {
@@ -55,7 +56,7 @@ mod witness {
         let _ = HELD.try_with(|h| {
             let mut v = h.get();
             if v[r as usize + 1..].iter().any(|&n| n > 0) {
-                crate::report::fatal("lock order violated: a lower-ranked lock taken while a higher one is held");
+                crate::foundation::report::fatal("lock order violated: a lower-ranked lock taken while a higher one is held");
             }
             v[r as usize] += 1;
             h.set(v);
@@ -142,7 +143,7 @@ impl<T> Mutex<T> {
             core::hint::spin_loop();
         }
         while self.state.swap(CONTENDED, Ordering::Acquire) != UNLOCKED {
-            crate::sys::futex_wait(&self.state, CONTENDED);
+            crate::foundation::sys::futex_wait(&self.state, CONTENDED);
         }
     }
 
@@ -150,7 +151,7 @@ impl<T> Mutex<T> {
     fn unlock(&self) {
         witness::release(self.rank);
         if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
-            crate::sys::futex_wake_one(&self.state);
+            crate::foundation::sys::futex_wake_one(&self.state);
         }
     }
 
@@ -256,7 +257,7 @@ mod tests {
     fn rank_violation_aborts() {
         use std::os::unix::process::ExitStatusExt;
         let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "sync::tests::child_takes_ranks_backwards"])
+            .args(["--ignored", "--exact", "foundation::sync::tests::child_takes_ranks_backwards"])
             .output()
             .unwrap();
         assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{out:?}");

@@ -1,0 +1,5 @@
+//! Layer 2, pages: each arena's page allocator — free extents by state and size, split and
+//! coalesce, growth from the OS, purging — and the page-map entries of slabs.
+pub mod eset;
+pub mod pac;
+pub mod slab_map;
