@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measurements for the foundation issue's closing note: bench/pair.c (single-thread malloc+free
+# Foundation measurements: bench/pair.c (single-thread malloc+free
 # ns per pair at 16, 256, 4096, 65536 bytes) and bench/reuse.c (peak RSS when 512 MiB of 64-byte
 # objects is freed and 512 MiB of 4096-byte objects allocated after it).
 #

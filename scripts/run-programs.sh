@@ -88,8 +88,8 @@ check_bindings() {
     local sym lines
     for sym in "$@"; do
         # ld.so prints one binding in several writes, so threads binding lazily at the same
-        # time can splice two bindings into one line (seen in CI: "..._Znwm'binding file X
-        # [0] to libc.so.6 ..." read as _Znwm bound to libc): split before each "binding file".
+        # time can splice two bindings into one line (e.g. "..._Znwm'binding file X [0] to
+        # libc.so.6 ...", which reads as _Znwm bound to libc): split before each "binding file".
         lines=$(sed 's/binding file /\nbinding file /g' "${files[@]}" |
             grep -E "^binding file .* to .*: normal symbol \`$sym'")
         if [ -z "$lines" ]; then

@@ -3,8 +3,8 @@
  * back to its slab while the second stays cached. Whatever happens, `a` must never be handed
  * out twice: the program mallocs until it would get `a` a second time (from the cache, then
  * from the slab that counts `a` free). Blocks are freed one per 256, so that no slab turns
- * sparse and every free is cached. Before flushes took the mark off the blocks they give
- * back, this program got `a` twice.
+ * sparse and every free is cached. A flush that left the mark on the blocks it gives back
+ * would let this program get `a` twice.
  * Expected: SIGABRT with "oxmalloc: malloc(): double free or write after free 0x..." (the
  * flush takes the mark off `a`, so the cached copy is caught when it leaves the cache). */
 #include "../common.h"

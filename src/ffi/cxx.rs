@@ -5,7 +5,7 @@
 //! The throwing forms are naked trampolines into `cxx_new.c`: a C++ exception (std::bad_alloc,
 //! or whatever the program's new_handler throws) cannot cross a Rust frame of this
 //! panic=abort crate, so no Rust frame may be on the stack when it is thrown. The `nothrow`
-//! forms return null as the standard says. Sized deletes do not check the size yet.
+//! forms return null as the standard says. Sized deletes check the size as `sdallocx` does.
 
 #![allow(non_snake_case)]
 

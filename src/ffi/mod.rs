@@ -1,5 +1,5 @@
 //! The C ABI: the only place with `extern "C"` exports. Each export is a one-line shim over
-//! `alloc` (so exported→exported calls never go through the GOT) and validates nothing
+//! `front::alloc` (so exported→exported calls never go through the GOT) and validates nothing
 //! itself beyond what C's signature forces (alignment arguments, out-parameters).
 //!
 //! The whole module is behind the `export` feature (on by default, off for unit tests so the

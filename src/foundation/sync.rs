@@ -1,10 +1,10 @@
 //! The allocator's mutex: a futex lock that never allocates and can be reset after fork.
 //!
 //! Contract: `lock` spins briefly, then sleeps in FUTEX_WAIT; nothing on any path touches the
-//! heap, TLS destructors or errno (sys::futex_* preserve it). This replaces parking_lot,
-//! whose contended path allocates through the global allocator, i.e. through us.
+//! heap, TLS destructors or errno (sys::futex_* preserve it), unlike parking_lot, whose
+//! contended path allocates through the global allocator, i.e. through us.
 //!
-//! Lock order (acquire only in this order; `fork.rs` takes them all in it):
+//! Lock order (acquire only in this order; `front::fork` takes them all in it):
 //!   1. the thread-cache registry (`tcache::POOL`: recycled caches);
 //!   2. the arena table's creation lock (`arena::CREATE`);
 //!   3. `Bin::lock`, bins in index order, arena by arena;

@@ -104,7 +104,7 @@ fn large_from_filling(a: &Arena, size: usize, zero: bool, extra: &mut [*mut Exte
     let pages = align_up(size, PAGE) >> LG_PAGE;
     // The extra blocks first, the returned one last: carved from the low end of a free
     // extent, the returned block then borders what is left of it, so realloc can still grow
-    // it in place (with the extras after it, realloc doubling to 4 MiB ran 93 -> 733 ns).
+    // it in place (with the extras after it, realloc doubling to 4 MiB takes 733 ns, not 93).
     // Block by block in effect, one best-fit search per free extent (`Pac::alloc_blocks`).
     let (e, got) = a.pac.inner.lock().alloc_blocks(pages, extra);
     if e.is_null() {
@@ -228,7 +228,7 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
     }
     if align <= PAGE {
         // A class whose size is a multiple of `align` has every region aligned to it, and the
-        // class of round_up(size, align) always is such a multiple (size_class.rs); a
+        // class of round_up(size, align) always is such a multiple (`size_class`); a
         // rounded size above SMALL_MAX is large, hence page-aligned (12993 B at 4 KiB
         // alignment rounds to 16 KiB, not into the 14 KiB class).
         return match align_up_checked(size.max(1), align) {
@@ -359,7 +359,7 @@ fn free_uncacheable(p: *mut u8, func: &str, entry: usize) {
 /// the thread cache if it is an active extent starting at `p` of a cached size, else
 /// `free_slow`. Inlined into `free_uncacheable`, which keeps it out of `free` itself, so that
 /// the small-block path needs no stack frame (inlined into `free`, this path's register needs
-/// gave every free a 7-register prologue: pairs of 16 B 92 → 107 instructions).
+/// would give every free a 7-register prologue: pairs of 16 B 107 instructions, not 92).
 #[inline(always)]
 fn free_large(entry: usize, p: *mut u8, func: &str) {
     if let Some(tc) = tcache_fast() {
@@ -753,8 +753,8 @@ pub(crate) mod tests {
     /// Binds the calling thread's cache to a new manual arena, which no other thread is bound
     /// to: the test harness's own threads allocate through this allocator too (its `malloc`
     /// interposes libc's in the test binary), so a region that a test frees and then inspects
-    /// in a shared arena may already be allocated again (failed 1 run in 3 under `cargo test
-    /// --release`).
+    /// in a shared arena may already be allocated again (in one run of 3 under `cargo test
+    /// --release`, without this).
     fn bind_private_arena() {
         let a = arena::create_manual().expect("manual arena");
         my_tcache().rebind(a);

@@ -41,8 +41,8 @@ mod tests {
     use super::*;
 
     /// The handlers take every lock in rank order with two arenas (debug builds check each
-    /// acquisition against the locks held: arena by arena, the second arena's bin locks came
-    /// after the first arena's page-allocator lock, and the check aborted).
+    /// acquisition against the locks held: arena by arena, the second arena's bin locks would
+    /// come after the first arena's page-allocator lock, and the check would abort).
     #[test]
     fn handlers_take_every_lock_in_rank_order() {
         assert!(arena::get_or_create(1).is_some());

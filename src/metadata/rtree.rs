@@ -13,12 +13,13 @@
 //! decides cache-or-slab with one bit test and finds the class with one mask
 //! (`cacheable_bin`, `cacheable_bin_scaled`; against class + 1 for the cacheable tags, one
 //! instruction fewer). `lookup` (`entry_extent`) strips the tag with one `and` of a
-//! sign-extended 8-bit immediate. (Entries used to carry the page's index in its slab in
-//! bits 57..62, so that `free` had the block's offset in its slab without the descriptor's
-//! start address; on this project's Zen 4 host pairs of malloc and free are bound by
-//! instructions per cycle, not by that load, and subtracting the descriptor's `addr` is 5
-//! instructions shorter: pairs of 16 B 3.80 → 3.56 ns, larson 17.5 → 17.0 ns per
-//! replacement, alternating A/B medians of 7.)
+//! sign-extended 8-bit immediate. (Entries do not carry the page's index in its slab, which
+//! would give `free` the block's offset in its slab without the descriptor's start address:
+//! on this project's Zen 4 host pairs of malloc and free are bound by instructions per
+//! cycle, not by that load, and subtracting the descriptor's `addr` is 5 instructions
+//! shorter. With the index in bits 57..62, pairs of 16 B take 3.80 ns against 3.56 and
+//! larson 17.5 ns per replacement against 17.0; alternating A/B medians of 7,
+//! `scripts/ab-fastest.sh`.)
 //!
 //! Sync: slots are atomics. Writers hold the owning arena's `Pac` lock (rank 4), or for the
 //! entries of an active slab its bin's lock (rank 3, sparse mark), and publish

@@ -81,7 +81,7 @@ pub static BIN_SIZE: [u32; NBINS] = {
 /// at least 8 regions. jemalloc's 1-page slabs of 4 regions (1 KiB) or 2 (2 KiB) are created
 /// and released every few blocks when a program frees in batches; with ≥ 8 regions batches of
 /// 1..3 KiB blocks run 20-40 % faster (`batch` in `make bench`), for a peak RSS 8 % higher on
-/// the drifting cache (65 vs 60 MiB; RSS over live after purge unchanged at 1.18). 16 regions
+/// the drifting cache (65 vs 60 MiB; RSS over live after purge the same, 1.18). 16 regions
 /// would gain 10-20 % more and cost 15 % peak RSS.
 const fn slab_pages_compute(bin: usize) -> usize {
     let s = bin_size_compute(bin);
@@ -139,8 +139,9 @@ pub static DIV_MAGIC: [u64; NBINS] = {
 /// ≤ LOOKUP_MAX, indexed by (size + 7) >> 3. Scaled so that malloc's fast path has the byte
 /// offset of the class's thread-cache bin (`Tcache::bin_at`) without a shift (one
 /// instruction fewer per malloc); the size rides along so that malloc counts it without a
-/// load from the bin (a shift and a mask instead; pairs of 16 / 64 / 256 B 3.19 / 3.29 / 3.23
-/// → 3.14 / 3.20 / 3.16 ns, A/B medians of 9-11; 2 KiB of table).
+/// load from the bin (a shift and a mask instead; 2 KiB of table): pairs of 16 / 64 / 256 B
+/// take 3.14 / 3.20 / 3.16 ns against 3.19 / 3.29 / 3.23 with the load (A/B medians of
+/// 9-11, `scripts/ab-fastest.sh`).
 static LOOKUP: [u32; (LOOKUP_MAX >> 3) + 1] = {
     let mut t = [0u32; (LOOKUP_MAX >> 3) + 1];
     let mut i = 0;
@@ -178,7 +179,8 @@ const LG_MEDIUM_STEP: u32 = 10;
 
 /// size → class for LOOKUP_MAX < size ≤ SMALL_MAX, indexed by ⌈size / 1 KiB⌉. A table
 /// instead of `size2bin_compute`'s bit scan and shifts by `cl` (17 instructions on the
-/// malloc path): pairs of 8 / 16 / 32 KiB 6.10 / 6.47 / 7.46 → 5.57 / 6.05 / 7.04 ns.
+/// malloc path): pairs of 8 / 16 / 32 KiB take 5.57 / 6.05 / 7.04 ns against 6.10 / 6.47 /
+/// 7.46 with the computation.
 static LOOKUP_MEDIUM: [u8; (SMALL_MAX >> LG_MEDIUM_STEP) + 1] = {
     let mut t = [0u8; (SMALL_MAX >> LG_MEDIUM_STEP) + 1];
     let mut i = 0;

@@ -98,7 +98,7 @@ static CREATE: Mutex<()> = Mutex::ranked(Rank::Arenas, ());
 static NARENAS: AtomicUsize = AtomicUsize::new(1);
 
 /// jemalloc uses 4 arenas per CPU; we use 1 per CPU: measured on 2 cores (`make bench`,
-/// README), more arenas than CPUs bought no throughput for thread caches that already absorb
+/// README), more arenas than CPUs buy no throughput for thread caches that already absorb
 /// almost every call, and each arena keeps its own partly used slabs.
 pub fn default_narenas() -> usize {
     crate::foundation::sys::ncpus().clamp(1, MAX_ARENAS)
@@ -146,9 +146,9 @@ pub fn fallback() -> &'static Arena {
 /// compare-and-swap on the load it saw, and looks again if another thread changed that load
 /// meanwhile: two threads starting together would otherwise both see the same least loaded
 /// arena and share it while another stays empty. Two larson threads on one arena run at 2/3
-/// speed (`narenas:1`: 64-65 against 91-96 Mops/s), the speed of the slow runs that larson
-/// with 2 threads showed before this check (1 of 40 runs; 3 of 5 in one `make bench`), and
-/// none after it in 40.
+/// speed (`narenas:1`: 64-65 against 91-96 Mops/s); without the compare-and-swap, larson
+/// with 2 threads runs that slowly in 1 of 40 runs (3 of 5 in one `make bench`), with it in
+/// none of 40.
 pub fn bind() -> &'static Arena {
     let n = narenas();
     let best = loop {
@@ -234,8 +234,8 @@ fn create(i: usize) -> Option<&'static Arena> {
 
 /// Fork prepare: freeze the table, then take the locks in rank order: every arena's bin
 /// locks (rank 3), then every arena's page-allocator lock (rank 4). (Arena by arena, bins then
-/// page allocator, took a bin lock while another arena's rank-4 lock was held: the debug
-/// builds' rank check aborted every fork.)
+/// page allocator, would take a bin lock while another arena's rank-4 lock is held: the
+/// debug builds' rank check would abort every fork.)
 pub fn prefork() {
     CREATE.raw_lock();
     for a in all() {

@@ -75,8 +75,9 @@ pub struct Bin {
 
 /// ceil(2^32 / nregs) per class: `bucket_of` divides by one multiply (the quotient is exact:
 /// the dividend is < 2^15 and the rounding error of the reciprocal < nregs ≤ 2^9, so their
-/// product stays below 2^32; checked for every class in a test). A `div` there cost 10 % of
-/// the time of a batch of 32 KiB blocks, whose 8-region slabs change bucket on every free.
+/// product stays below 2^32; checked for every class in a test). A `div` there would cost
+/// 10 % of the time of a batch of 32 KiB blocks, whose 8-region slabs change bucket on every
+/// free.
 static BUCKET_MAGIC: [u64; crate::metadata::size_class::NBINS] = {
     let mut t = [0u64; crate::metadata::size_class::NBINS];
     let mut i = 0;

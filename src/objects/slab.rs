@@ -5,7 +5,7 @@
 //! region holds `FREE_MARK` (both checked by `validate`).
 //!
 //! The free mark is how a double free of a block that already went back to its slab is
-//! caught without the free path reading the slab's bitmap (that read was 8 of the 37
+//! caught without the free path reading the slab's bitmap (that read would be 8 of the 37
 //! instructions of `free`'s fast path; see `tcache::small`). `init` marks every region, a
 //! region coming back is marked again (by `free_region`, or by a thread cache's flush as it
 //! checks the block's cookie: `free_marked_region`), and a region leaving the slab must
@@ -150,9 +150,9 @@ const _: () = assert!(REGION_START_LIMIT <= 1 << 18 && crate::metadata::size_cla
 /// Takes up to `n` free regions, lowest first, writing their addresses to `out[0..]`;
 /// returns how many (≤ nfree). Each is checked for the free mark, which is replaced by
 /// `word` (a thread cache's cookie) in the same touch of the region's first line: a
-/// second pass by the cache over blocks of 16-32 KiB, each on its own page, was a quarter
-/// of the time of batches of 32 KiB. A region without the mark goes into `*lost` as in
-/// `alloc_region`.
+/// second pass by the cache over blocks of 16-32 KiB, each on its own page, would take a
+/// quarter of the time of batches of 32 KiB. A region without the mark goes into `*lost` as
+/// in `alloc_region`.
 ///
 /// # Safety
 /// The bin lock is held; `out` has room for `n` pointers.

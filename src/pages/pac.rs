@@ -195,7 +195,8 @@ impl PacInner {
     /// and realloc can grow it in place), null when the OS refuses memory; the count is how
     /// many of `out` were filled (all of them but on failure; a block may be larger than
     /// asked when descriptors run out, as in `alloc`). Carving runs from any extent that
-    /// holds them all instead made larson's peak RSS 24.3 → 26.2 MiB (holes left unfilled).
+    /// holds them all instead gives larson 26.2 MiB peak RSS against 24.3 (holes left
+    /// unfilled).
     pub fn alloc_blocks(&mut self, pages: usize, out: &mut [*mut Extent]) -> (*mut Extent, usize) {
         let n = out.len();
         let mut got = 0;
@@ -249,7 +250,7 @@ impl PacInner {
     /// order): returns the joined extent (the lower one's descriptor; the other goes back to
     /// the pool), or null (nothing changed). A thread cache's flush joins blocks it refilled
     /// together, so that they go back with one coalescing insert (`dalloc`) instead of one
-    /// each: batches of 64 KiB 43.1 -> 30.5 ns.
+    /// each: batches of 64 KiB take 30.5 ns against 43.1 without joining.
     ///
     /// # Safety
     /// `a` and `b` are live descriptors of this arena owned by the caller (not in any set).

@@ -7,17 +7,19 @@
 //!   its capacity, up to `GROWN_BIN_BYTES` worth (≤ 1024 blocks), all classes of a thread
 //!   together at most `GROWN_BYTES` (32 MiB) beyond their base. GC halves a grown capacity
 //!   again when the class sat idle or left a quarter of it unused for a whole GC period.
-//!   Batches of 1000 blocks of 256 B / 1 KiB / 4 KiB: 37 / 50 / 52 → 12-16 / 18 / 47 ns per
-//!   malloc+free; RSS/live of the drifting cache 1.181 → 1.186, other peak RSS unchanged.
+//!   With growth, batches of 1000 blocks of 256 B / 1 KiB / 4 KiB take 12-16 / 18 / 47 ns
+//!   per malloc+free against 37 / 50 / 52 without; RSS/live of the drifting cache is 1.186
+//!   against 1.181, other peak RSS the same.
 //! - A grown class's GC period is at least what it holds: GC skips a grown bin until the
 //!   thread allocated `cap × size` bytes since its last visit. A round robin over all bins
-//!   comes every ~6 MiB allocated; a 1000-block batch of 8 or 16 KiB blocks (8-16 MiB per
-//!   round) met several visits per round, each of which gave back 3/4 of what the draining
-//!   stack had left (its low-water mark) just before the round used it. With that and 16
-//!   MiB of growth (was 4): batches of 8 / 16 KiB 37.5 / 42.6 → 11.2 / 14.4 ns (tcmalloc 11 /
-//!   15), their peak RSS and the drifting cache's RSS/live unchanged (1.189 / 1.188); letting
-//!   grown bins skip the low-water give-back without a period instead raised RSS/live to
-//!   1.201 (drifting-size bins grow too).
+//!   comes every ~6 MiB allocated; without the period, a 1000-block batch of 8 or 16 KiB
+//!   blocks (8-16 MiB per round) meets several visits per round, each of which gives back
+//!   3/4 of what the draining stack has left (its low-water mark) just before the round uses
+//!   it. With the period and 16 MiB of growth, batches of 8 / 16 KiB take 11.2 / 14.4 ns
+//!   against 37.5 / 42.6 without the period and with 4 MiB (tcmalloc 11 / 15), their peak
+//!   RSS and the drifting cache's RSS/live the same (1.189 / 1.188); letting grown bins skip
+//!   the low-water give-back without a period instead raises RSS/live to 1.201
+//!   (drifting-size bins grow too).
 //! - GC: one class (round robin) is visited per `GC_BYTES` allocated (a large block counting
 //!   at most `GC_LARGE_WEIGHT`), `GC_VISITS` classes in a row per event: blocks that stayed
 //!   below the low-water mark since the previous visit (3/4 of them) go back, and the refill
@@ -34,12 +36,12 @@ const GC_BYTES: u64 = 64 << 10;
 /// malloc, the clock, the cursor) is paid once for all of them, and most visits find an
 /// empty class at its base capacity and only start its next period. A class is still
 /// visited once per `NCB × GC_BYTES` allocated. Pairs of 16 / 32 / 64 / 256 KiB, ns per
-/// malloc+free in the fastest chunk of 16384 pairs over 7 alternating runs, with 1 → 2 → 3
-/// → 4 classes per event: 16 KiB 3.88 / 3.81 / 3.51 / 3.45-3.70, 32 KiB 4.43 / 4.20-4.27 /
-/// 4.14 / 3.93-4.04, 64 KiB 5.39 / 5.33-5.39 / 5.08 / 5.77-5.90, 256 KiB: 3 at 5.42, 4 at
-/// 5.85 against 5.52 before (why 4 makes the large sizes slower while running fewer
-/// instructions, 132.6 against 136.0 per pair of 64 KiB, is not known; function alignment
-/// was ruled out).
+/// malloc+free in the fastest chunk of 16384 pairs over 7 alternating runs
+/// (`scripts/ab-fastest.sh`), with 1 / 2 / 3 / 4 classes per event: 16 KiB 3.88 / 3.81 /
+/// 3.51 / 3.45-3.70, 32 KiB 4.43 / 4.20-4.27 / 4.14 / 3.93-4.04, 64 KiB 5.39 / 5.33-5.39 /
+/// 5.08 / 5.77-5.90, 256 KiB: 3 at 5.42, 4 at 5.85 against 5.52 with 1 (why 4 makes the
+/// large sizes slower while running fewer instructions, 132.6 against 136.0 per pair of 64
+/// KiB, is not known; function alignment is not the cause).
 const GC_VISITS: usize = 3;
 /// Allocated bytes between two GC events.
 pub(super) const GC_EVENT_BYTES: u64 = GC_BYTES * GC_VISITS as u64;
@@ -91,8 +93,9 @@ impl Tcache {
     /// its refill size (refills double it). A few classes per event keep the event cheap;
     /// most of a thread's 97 bins are empty at their base capacity, and their visit is inline
     /// here (the rest, `gc_visit`, saves registers for its calls; with one visit per event,
-    /// pairs of 16 / 64 KiB, an event every 4 pairs, 119 / 148 → 110 / 139 instructions per
-    /// pair, 100 / 128 with no GC at all; `GC_VISITS` has the figures for several).
+    /// pairs of 16 / 64 KiB, an event every 4 pairs, take 110 / 139 instructions per pair
+    /// against 119 / 148 with the whole visit in `gc_visit` and 100 / 128 with no GC at all,
+    /// callgrind; `GC_VISITS` has the figures for several).
     #[inline(always)]
     pub(super) fn gc_event(&mut self) {
         self.gc_at = self.allocated + GC_EVENT_BYTES;
@@ -131,8 +134,8 @@ impl Tcache {
         }
         // A grown capacity halves back toward the base when the class sat idle or left a
         // quarter or more of it unused for a whole GC period. (The few blocks a batch leaves
-        // between rounds are not enough: shrinking on them made batches of 1 KiB flush and
-        // regrow.)
+        // between rounds are not enough: shrinking on them would make batches of 1 KiB flush
+        // and regrow.)
         let cb = &mut self.bins[i];
         let cap = cb.cap();
         if cap > CAP[i] && (idle || n * 4 >= cap as usize * 3 / 4) {

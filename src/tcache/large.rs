@@ -4,24 +4,26 @@
 //! Contract:
 //! - malloc finds the bin of a size up to 4 KiB in `size_class::LOOKUP`, of a bigger one up
 //!   to 256 KiB in `MEDIUM_BIN`, small classes above 4 KiB included (pairs of 16 / 64 / 256
-//!   KiB 11.57 / 14.30 / 14.53 → 10.94 / 12.95 / 11.66 ns against a class lookup or a page
-//!   count and range check). A large request that misses its exact bin takes a cached
+//!   KiB take 10.94 / 12.95 / 11.66 ns against 11.57 / 14.30 / 14.53 with a class lookup or
+//!   a page count and range check). A large request that misses its exact bin takes a cached
 //!   block up to 1/8 bigger; a large free over the budget first sheds the older half of
 //!   every large bin in one batch.
 //! - Refill: a large miss takes one block, or up to 8 under one page-allocator lock when the
 //!   thread's last three large misses and its last large free that had to give blocks back
-//!   were all of this size (`large_miss`): batches of 64 / 256 KiB 83.1 / 107.9 → 72.9 / 96.9
-//!   ns with up to 4; larson, realloc and their peak RSS unchanged (8: see `LARGE_BIN_CAP`).
-//!   The blocks of a refill are carved as many at a time as each best-fitting free extent
-//!   holds (`Pac::alloc_blocks`: the placement of block-by-block allocation), and a flush
-//!   joins adjacent blocks before it gives them back (`Pac::join`), so that a run costs one best-fit search and one
-//!   coalescing insert instead of one per block: batches of 64 / 256 KiB 43.3 / 63.0 →
-//!   32.2 / 51.7 ns (A/B medians of 5; larson's speed and peak RSS unchanged).
+//!   were all of this size (`large_miss`): with up to 4, batches of 64 / 256 KiB take 72.9 /
+//!   96.9 ns against 83.1 / 107.9 with one block per miss, and larson, realloc and their peak
+//!   RSS are the same (8: see `LARGE_BIN_CAP`). The blocks of a refill are carved as many at
+//!   a time as each best-fitting free extent holds (`Pac::alloc_blocks`: the placement of
+//!   block-by-block allocation), and a flush joins adjacent blocks before it gives them back
+//!   (`Pac::join`), so that a run costs one best-fit search and one coalescing insert
+//!   instead of one per block: batches of 64 / 256 KiB take 32.2 / 51.7 ns against 43.3 /
+//!   63.0 block by block (A/B medians of 5; larson's speed and peak RSS the same).
 //! - Large blocks carry no cookie: a large bin holds the blocks' extent descriptors, marked
 //!   `State::Cached` while cached, so a second free of a cached large block is reported at
 //!   once by the free path, which reads the descriptor anyway, and no large free, pop or
-//!   flush touches the block itself (batches of 64 / 256 KiB 91.8 / 139.9 → 84.1 / 128.8
-//!   ns, pairs of 64 KiB 13.1 → 11.6, A/B medians of 9).
+//!   flush touches the block itself (batches of 64 / 256 KiB take 84.1 / 128.8 ns against
+//!   91.8 / 139.9 with a cookie in the block, pairs of 64 KiB 11.6 against 13.1; A/B medians
+//!   of 9, `scripts/ab-fastest.sh`).
 //!
 //! Sync: as for the `Tcache`: its thread only; a cached block's descriptor state (`Cached`)
 //! is written by the owning thread, and read by the page allocator under its lock.
@@ -36,22 +38,23 @@ use crate::foundation::util::LG_PAGE;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Blocks a large bin holds (the byte budget below binds first for most sizes). With 8, a
-/// thread cycling batches of one large size refilled 4 and flushed 4 blocks per page-allocator
-/// lock; with 16, 8: batches of 1000 blocks of 64 KiB 35.9 → 29.9 ns per malloc+free
-/// (mimalloc 33.2), of 256 KiB 57.3 → 55.0; larson's speed and peak RSS, realloc unchanged
-/// (medians of 3-7 alternating runs). 32 gained nothing more at 64 KiB (29.4).
+/// thread cycling batches of one large size refills 4 and flushes 4 blocks per
+/// page-allocator lock; with 16, 8: batches of 1000 blocks of 64 KiB take 29.9 ns per
+/// malloc+free against 35.9 with 8 (mimalloc 33.2), of 256 KiB 55.0 against 57.3; larson's
+/// speed and peak RSS and realloc are the same (medians of 3-7 alternating runs). 32 gains
+/// nothing more at 64 KiB (29.4).
 pub(super) const LARGE_BIN_CAP: usize = 16;
 /// Most blocks one large refill takes for the cache besides the one it returns (`large_miss`:
 /// a large bin refills at most half its capacity).
 pub const LARGE_REFILL_MAX: usize = LARGE_BIN_CAP / 2;
 /// A large request may take a cached block up to 1/LARGE_FIT_SLACK bigger (`alloc_large`).
 const LARGE_FIT_SLACK: usize = 8;
-/// Bytes of large blocks a thread may cache. With exact-size hits only, 2 MiB held 2.5 MiB
+/// Bytes of large blocks a thread may cache. With exact-size hits only, 2 MiB holds 2.5 MiB
 /// more RSS on larson than 512 KiB for no measured speed (its random large sizes rarely hit);
 /// with hits up to 1/8 bigger and over-budget frees shedding half of every large bin in one
-/// batch (`shed_large`), 2 MiB makes larson 14 % faster (1 and 2 threads: 32.6 / 16.8 →
-/// 27.9 / 14.1 ns per replacement) at +0.1 / +0.5 MiB peak RSS; 4 MiB or a 1/4 slack gained
-/// less than they cost (+1 to +2 MiB).
+/// batch (`shed_large`), 2 MiB makes larson 14 % faster (1 and 2 threads: 27.9 / 14.1
+/// against 32.6 / 16.8 ns per replacement) at +0.1 / +0.5 MiB peak RSS; 4 MiB or a 1/4
+/// slack gain less than they cost (+1 to +2 MiB).
 pub(super) const LARGE_BYTES: usize = 2 << 20;
 
 /// The largest block a large request of `bytes` (a page multiple) may get from the cache
@@ -165,10 +168,10 @@ pub enum LargeFree {
 
 impl Tcache {
     /// A cached large block of `pages` to `pages + pages / LARGE_FIT_SLACK` pages (the
-    /// smallest there is; exactly `pages` unless `fit`) and its size in bytes, if any. Cached large blocks keep their exact
-    /// page counts; a request takes one up to 1/8 bigger rather than going to the page
-    /// allocator (jemalloc and tcmalloc round every large size up to classes 1/4 and 1/8
-    /// apart instead).
+    /// smallest there is; exactly `pages` unless `fit`) and its size in bytes, if any.
+    /// Cached large blocks keep their exact page counts; a request takes one up to 1/8
+    /// bigger rather than going to the page allocator (jemalloc and tcmalloc round every
+    /// large size up to classes 1/4 and 1/8 apart instead).
     #[inline]
     pub fn alloc_large(&mut self, pages: usize, fit: bool) -> Option<(*mut u8, usize)> {
         let first = large_index(pages)?;
@@ -206,9 +209,9 @@ impl Tcache {
     /// large bin's pop goes out of line (`pop_medium_large`), so that the small classes' path
     /// is as short as the inlined malloc's and needs no stack frame. (Telling the two apart by
     /// the entry's first word instead, `COOKIE` in a cached small block and never in a
-    /// descriptor, whose first word is a page-aligned address, saved 3 instructions more per
-    /// small pop, but pairs of 16 / 32 KiB ran no faster and pairs of 64 KiB 2-4 % slower:
-    /// fastest chunks of 7 alternating runs.)
+    /// descriptor, whose first word is a page-aligned address, saves 3 instructions more per
+    /// small pop, but pairs of 16 / 32 KiB run no faster and pairs of 64 KiB 2-4 % slower:
+    /// fastest chunks of 7 alternating runs, `scripts/ab-fastest.sh`.)
     #[inline(always)]
     pub fn pop_medium(&mut self, size: usize) -> Option<*mut u8> {
         let off = medium_bin_scaled(size);
@@ -240,9 +243,9 @@ impl Tcache {
     /// A large allocation counts at most `GC_LARGE_WEIGHT` bytes toward the next GC visit
     /// (it still counts in full in `allocated`): otherwise every malloc of 64 KiB or more
     /// would run a visit, 16 % of a 64 KiB malloc/free pair. (Small classes count in full:
-    /// with every allocation above 4 KiB counting 4 KiB, or 16 KiB, pairs of 16 KiB ran 7 %
-    /// faster, 108 instead of 115 instructions, but larson's peak RSS rose from 24.3 to 25.2
-    /// MiB, medians of 9.)
+    /// with every allocation above 4 KiB counting 4 KiB, or 16 KiB, pairs of 16 KiB run 7 %
+    /// faster, 108 instead of 115 instructions, but larson's peak RSS is 25.2 MiB against
+    /// 24.3, medians of 9.)
     /// `size` is a large size (> SMALL_MAX, itself ≥ GC_LARGE_WEIGHT), so the subtraction
     /// needs no saturation (3 instructions fewer per large malloc).
     #[inline(always)]
@@ -275,8 +278,8 @@ impl Tcache {
     /// `free_large` of `e`'s block into bin `i` when the budget is full: sheds, then caches
     /// the block if it now fits; false if it does not. Reached through a tail call from
     /// `alloc::free_large`, so that the common path makes no call that needs its registers
-    /// saved (6 pushes and pops on every large free with a call: pairs of 64 / 256 KiB
-    /// 8.35 / 8.49 → 7.63 / 7.82 ns).
+    /// saved (with a call, every large free has 6 pushes and pops and pairs of 64 / 256 KiB
+    /// take 8.35 / 8.49 ns, against 7.63 / 7.82 without).
     #[cold]
     #[inline(never)]
     pub fn free_large_over_budget(&mut self, i: usize, e: &Extent) -> bool {
@@ -310,9 +313,9 @@ impl Tcache {
     /// blocks of one size (batches of 64 KiB: one page-allocator lock per block, each
     /// waiting for the program's pending stores) thus takes up to `LARGE_REFILL_MAX` at a
     /// time. Looser triggers cost memory elsewhere: on the repeated miss alone, larson's
-    /// random large sizes held 23.4 → 25.3 MiB peak RSS, and realloc doubling to 4 MiB (a
-    /// miss of one size per round, the block then grown in place, never freed at that size)
-    /// 2.4 → 4.6 MiB; with the give-back condition but one repeat, larson still 25.4.
+    /// random large sizes hold 25.3 MiB peak RSS against 23.4, and realloc doubling to 4 MiB
+    /// (a miss of one size per round, the block then grown in place, never freed at that
+    /// size) 4.6 MiB against 2.4; with the give-back condition but one repeat, larson 25.4.
     pub fn large_miss(&mut self, pages: usize) -> usize {
         let Some(i) = large_index(pages) else { return 0 };
         let repeat = self.last_large_miss == i && self.prev_large_miss == i && self.large_gave_back == i;
@@ -355,7 +358,7 @@ impl Tcache {
 
     /// `cache_large` into a full bin: the flush that makes room runs with `e` counted out
     /// (`Active`, not in `large_bytes`), so that one stopped by a misuse reports from a
-    /// consistent cache (`flush`); counting the block in only after the push cost 4
+    /// consistent cache (`flush`); counting the block in only after the push would cost 4
     /// instructions per free of every cached large block.
     #[cold]
     #[inline(never)]
@@ -417,7 +420,7 @@ mod tests {
 
     /// A large free into a full bin makes room with a flush; when that flush stops at a
     /// misuse and reports, the freed block is not yet counted, so a SIGABRT handler finds
-    /// the large budget equal to what the stacks hold (it counted the block before).
+    /// the large budget equal to what the stacks hold (not with the block counted in first).
     #[test]
     fn a_flush_stopped_by_misuse_leaves_the_large_budget_consistent() {
         extern "C" fn on_abort(_: libc::c_int) {

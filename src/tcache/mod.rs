@@ -8,8 +8,9 @@
 //!   large blocks at most `LARGE_BIN_CAP` per page count and `LARGE_BYTES` in all (`large`).
 //! - Sparse-slab bypass (in `alloc::free`): a block whose slab is not current and has more
 //!   than 1/16 of its regions free goes straight back to its slab (`bin::is_sparse`), so
-//!   caching never keeps sparse slabs alive (reference/performance.md §5: drifting-size RSS
-//!   1.46 → 1.17 in simulation; measured here 1.19 with, versus 1.18 without thread caches).
+//!   caching never keeps sparse slabs alive (reference/performance.md §5: drifting-size
+//!   RSS/live 1.17 with the bypass against 1.46 without, in simulation; measured here 1.19
+//!   with thread caches, against 1.18 without them).
 //! - Lifetime: created on a thread's first call (`current`), torn down by a pthread key
 //!   destructor at thread exit (flushed, returned to `POOL` for the next thread); afterwards
 //!   the thread's slot says `OFF` and calls go straight to the arenas.
@@ -52,15 +53,15 @@ pub const NCB: usize = NBINS + NLARGE;
 const SMALL_BIN_BYTES: usize = 64 << 10;
 /// What a small class's capacity may grow to (in bytes; at most 1024 blocks, at least the
 /// base capacity), and the most a thread's caches may grow in all beyond their base. With 1
-/// and 2 MiB, batches of 1000 blocks of 4 KiB ran at 37 ns per malloc+free, with 4 MiB
+/// and 2 MiB, batches of 1000 blocks of 4 KiB run at 37 ns per malloc+free, with 4 MiB
 /// (tcmalloc's per-thread maximum) at 15 (tcmalloc 15); with 16 MiB (and the GC period of
-/// grown bins, see `gc`) batches of 8 and 16 KiB fit too: 37.5 / 42.6 → 11.2 / 14.4 ns;
-/// with 32 MiB so do batches of 1000 blocks of 32 KiB, which overflowed a stack of 512 and
-/// gave a block back to its slab per free: 23.9 → 10.5 ns (mimalloc 24.8; medians of 7).
-/// Growth needs a class that overflows while being refilled (batches that come back), and an
-/// idle class drains within a few GC periods, so the memory held is what the thread's next
-/// round uses; drifting-cache RSS/live (1.19), larson, thread churn and prodcons peak RSS
-/// unchanged.
+/// grown bins, see `gc`) batches of 8 and 16 KiB fit too: 11.2 / 14.4 ns against 37.5 /
+/// 42.6; with 32 MiB so do batches of 1000 blocks of 32 KiB, which with 16 overflow a stack
+/// of 512 and give a block back to its slab per free: 10.5 ns against 23.9 (mimalloc 24.8;
+/// medians of 7). Growth needs a class that overflows while being refilled (batches that
+/// come back), and an idle class drains within a few GC periods, so the memory held is what
+/// the thread's next round uses; drifting-cache RSS/live (1.19), larson, thread churn and
+/// prodcons peak RSS are the same as without growth.
 const GROWN_BIN_BYTES: usize = 32 << 20;
 const GROWN_BYTES: usize = 32 << 20;
 

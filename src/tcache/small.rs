@@ -7,29 +7,31 @@
 //!   slabs first; `gc` adapts `nfill`). A full stack grows (`gc`) or gives back its older
 //!   half (`flush`).
 //! - Double free, without reading the block or the slab's bitmap on the free path (in a large
-//!   working set the block is a cache miss per free, and the bitmap test was 8 of free's 37
-//!   instructions): a free checks that `p` is a region start and not the top of the class's
-//!   stack (the immediate `free(p); free(p)`), then writes `COOKIE` into the block's first
-//!   word and pushes it; a refill has the slab write it into every block it takes (in the
-//!   same touch as the slab checks its free mark: one pass over the blocks, not two; batches
-//!   of 32 KiB 31.3 → 20.6 ns, medians of 7; the flush's counterpart took them to 17.9). A block leaving the cache, to a malloc or in a
-//!   flush back to its arena, must carry the cookie: a block freed twice is cached twice,
-//!   and when the first copy leaves, the cookie goes (a malloc clears it, a flush writes the
-//!   slab's free mark over it), so the second copy is reported (`malloc(): double free or
-//!   write after free`) before it is ever handed out twice, also when both copies are in one
-//!   flush (`flush::take_cookie`). A block freed again after it went
-//!   back to its slab is cached like any other, with the cookie written over the slab's free
+//!   working set the block is a cache miss per free, and a bitmap test would be 8 of free's
+//!   37 instructions): a free checks that `p` is a region start and not the top of the
+//!   class's stack (the immediate `free(p); free(p)`), then writes `COOKIE` into the block's
+//!   first word and pushes it; a refill has the slab write it into every block it takes (in
+//!   the same touch as the slab checks its free mark: one pass over the blocks, not two;
+//!   batches of 32 KiB take 20.6 ns with one pass against 31.3 with two, medians of 7, and
+//!   17.9 with the flush's counterpart, `flush::take_cookie`). A block leaving the cache, to
+//!   a malloc or in a flush back to its arena, must carry the cookie: a block freed twice is
+//!   cached twice, and when the first copy leaves, the cookie goes (a malloc clears it, a
+//!   flush writes the slab's free mark over it), so the second copy is reported (`malloc():
+//!   double free or write after free`) before it is ever handed out twice, also when both
+//!   copies are in one flush (`flush::take_cookie`). A block freed again after it went back
+//!   to its slab is cached like any other, with the cookie written over the slab's free
 //!   mark: the slab finds the mark gone before it hands the block out again or releases its
 //!   pages (`slab`; `ctests/misuse/double_free_after_flush.c`, `double_free_then_slab_
-//!   empties.c`). Without the bitmap test: pairs of 16 B 82 → 76 instructions, 3.68 → 3.36
-//!   ns, batches of 16 B 4.23 → 3.68 ns, larson 18.2 → 17.1 ns (A/B medians of 7-9). Slow
-//!   paths (realloc, frees) also scan the stack when they see a cookie. One constant for
-//!   every block (not one per address) and no mark in the stack entries keep the check to
-//!   one compare with an immediate: pairs of 16 B 121 → 110 instructions (callgrind). On a
-//!   large working set what the cookie costs is the free's store into a cold block (x86
-//!   commits stores in order, so the next ones wait): the drifting cache 135.6 ns per
-//!   replacement, 110.8 without that store and 135.2 with only it, on the slower host of the
-//!   fourth session (README, "What the gap was made of in the fourth session").
+//!   empties.c`). With a bitmap test on the free path instead, pairs of 16 B take 82
+//!   instructions and 3.68 ns against 76 and 3.36, batches of 16 B 4.23 ns against 3.68,
+//!   larson 18.2 ns per replacement against 17.1 (A/B medians of 7-9,
+//!   `scripts/ab-fastest.sh`). Slow paths (realloc, frees) also scan the stack when they see
+//!   a cookie. One constant for every block (not one per address) and no mark in the stack
+//!   entries keep the check to one compare with an immediate: 110 instructions per pair of
+//!   16 B, against 121 otherwise (callgrind). On a large working set what the cookie costs
+//!   is the free's store into a cold block (x86 commits stores in order, so the next ones
+//!   wait): the drifting cache takes 135.6 ns per replacement, 110.8 without that store and
+//!   135.2 with only it (on a slower host than the other figures here).
 //! - Counting: every block handed out adds its size to `allocated` (`thread.allocated`, and
 //!   the GC clock), every free to `deallocated`.
 //!
