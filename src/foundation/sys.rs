@@ -45,6 +45,19 @@ pub fn purge_forced(addr: usize, size: usize) -> bool {
     rc == 0
 }
 
+/// Lets the OS take the physical pages of `[addr, addr+size)` when it needs memory
+/// (MADV_FREE): until then they stay resident and keep their contents; a write cancels the
+/// free of the page written. Same preconditions as `purge_forced`. Returns false if the
+/// kernel refused (kernels before 4.5 lack MADV_FREE). Preserves errno.
+pub fn purge_lazy(addr: usize, size: usize) -> bool {
+    debug_assert!(addr & PAGE_MASK == 0 && size & PAGE_MASK == 0 && size >= PAGE);
+    let saved = errno();
+    // SAFETY: as in `purge_forced`.
+    let rc = unsafe { libc::madvise(addr as *mut libc::c_void, size, libc::MADV_FREE) };
+    set_errno(saved);
+    rc == 0
+}
+
 /// The calling thread's errno.
 #[inline]
 pub fn errno() -> i32 {
@@ -72,6 +85,20 @@ pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32) {
             expected,
             core::ptr::null::<libc::timespec>(),
         );
+    }
+    set_errno(saved);
+}
+
+/// Blocks while `*word == expected`, for at most `ns` nanoseconds (None: no limit).
+/// Spurious wake-ups are allowed. Preserves errno.
+pub fn futex_wait_for(word: &core::sync::atomic::AtomicU32, expected: u32, ns: Option<u64>) {
+    let saved = errno();
+    let ts = ns.map(|ns| libc::timespec { tv_sec: (ns / 1_000_000_000) as libc::time_t, tv_nsec: (ns % 1_000_000_000) as libc::c_long });
+    let tsp = ts.as_ref().map_or(core::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a valid, aligned u32 and `tsp` null or a valid relative timeout for
+    // the duration of the call.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, expected, tsp);
     }
     set_errno(saved);
 }

@@ -7,6 +7,7 @@
 
 use crate::objects::arena::{self, Arena};
 use crate::objects::bin;
+use crate::front::background;
 use crate::front::conf;
 use crate::metadata::extent::{Extent, State};
 use crate::front::init;
@@ -42,6 +43,8 @@ fn tcache_fast() -> Option<&'static mut Tcache> {
 pub fn small_direct(a: &Arena, bin: usize) -> *mut u8 {
     // SAFETY: `bin` comes from size2bin, < NBINS.
     let p = unsafe { a.bins.get_unchecked(bin) }.locked(|g| g.alloc(&a.pac));
+    a.tick();
+    background::maybe_start();
     if p.is_null() {
         return enomem();
     }
@@ -61,6 +64,7 @@ fn alloc_small(bin: usize) -> *mut u8 {
     match tcache::current() {
         Some(tc) => {
             let p = tc.alloc_small_slow(bin);
+            background::maybe_start();
             if p.is_null() {
                 return enomem();
             }
@@ -77,7 +81,9 @@ pub fn large_from(a: &Arena, size: usize, align: usize, zero: bool) -> *mut u8 {
         return enomem();
     }
     let pages = align_up(size, PAGE) >> LG_PAGE;
-    let e = a.pac.inner.lock().alloc(pages, align, None);
+    let e = a.pac.lock().alloc(pages, align, None);
+    a.tick();
+    background::maybe_start();
     if e.is_null() {
         return enomem();
     }
@@ -106,7 +112,9 @@ fn large_from_filling(a: &Arena, size: usize, zero: bool, extra: &mut [*mut Exte
     // extent, the returned block then borders what is left of it, so realloc can still grow
     // it in place (with the extras after it, realloc doubling to 4 MiB takes 733 ns, not 93).
     // Block by block in effect, one best-fit search per free extent (`Pac::alloc_blocks`).
-    let (e, got) = a.pac.inner.lock().alloc_blocks(pages, extra);
+    let (e, got) = a.pac.lock().alloc_blocks(pages, extra);
+    a.tick();
+    background::maybe_start();
     if e.is_null() {
         return (enomem(), got);
     }
@@ -435,10 +443,11 @@ fn free_to_arena(e: &Extent, p: *mut u8, func: &str) {
     } else {
         // SAFETY: `ep` is the large extent registered for `p`; `dalloc` re-checks under the lock
         // that it is still active, which catches two racing frees of one block.
-        if !unsafe { a.pac.inner.lock().dalloc(ep) } {
+        if !unsafe { a.pac.lock().dalloc(ep) } {
             report::misuse(func, Misuse::DoubleFree, p as usize);
         }
     }
+    a.tick();
 }
 
 #[cold]
@@ -529,13 +538,12 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         if pages == cur {
             return p;
         }
-        let mut g = a.pac.inner.lock();
+        let mut g = a.pac.lock();
         // SAFETY: `ep` is the caller's live large block.
-        if pages < cur {
-            if g.shrink(ep, pages) {
-                return p;
-            }
-        } else if g.expand(ep, pages) {
+        let resized = if pages < cur { g.shrink(ep, pages) } else { g.expand(ep, pages) };
+        drop(g);
+        a.tick();
+        if resized {
             return p;
         }
     }
@@ -571,7 +579,7 @@ pub fn purge_arena(a: &Arena) -> usize {
     for b in a.bins.iter() {
         pages += b.locked(|g| g.trim(&a.pac));
     }
-    pages + a.pac.inner.lock().purge_all()
+    pages + a.pac.purge(crate::pages::decay::now_ns(), crate::pages::purge::Mode::All)
 }
 
 #[cfg(test)]
@@ -717,7 +725,7 @@ pub(crate) mod tests {
     }
 
     fn mapped() -> usize {
-        arena::all().map(|a| a.pac.inner.lock().mapped).sum()
+        arena::all().map(|a| a.pac.lock().mapped).sum()
     }
 
     #[test]

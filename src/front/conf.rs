@@ -14,9 +14,12 @@
 //!   (turns thread caches off so that every block passes the filling code);
 //! - `stats_print:bool` — print `malloc_stats_print` output to stderr at exit;
 //! - `abort_conf:bool`;
-//! - accepted only at their built-in values (anything else is a bad value, since the
-//!   behaviour does not exist yet): `retain:true`, `background_thread:false`,
-//!   `dirty_decay_ms:-1` (freed pages stay until purged explicitly), `muzzy_decay_ms:0`.
+//! - `dirty_decay_ms:N`, `muzzy_decay_ms:N` (-1 never, 0 at once, else ms up to
+//!   18446744073000, jemalloc's range; defaults 10000 and 0): how long freed pages stay
+//!   dirty, then muzzy (`pages::decay`);
+//! - `background_thread:bool` (default true) and `max_background_threads:N` (default 1; any
+//!   value, clamped to 1..=64): the purge threads (`front::background`);
+//! - `retain:true` only (address space is always kept).
 //!
 //! Sync: `load` runs once, inside init (single-threaded by the init state machine); results
 //! go into the atomics below and the modules' own before READY is published.
@@ -41,6 +44,10 @@ pub struct Conf {
     pub junk_alloc: Option<bool>,
     pub junk_free: Option<bool>,
     pub stats_print: Option<bool>,
+    pub dirty_decay_ms: Option<isize>,
+    pub muzzy_decay_ms: Option<isize>,
+    pub background_thread: Option<bool>,
+    pub max_background_threads: Option<usize>,
     pub abort_conf: bool,
     /// Invalid entries seen.
     pub errors: usize,
@@ -72,6 +79,15 @@ fn parse_usize(v: &[u8]) -> Option<usize> {
         n = n.checked_mul(radix as usize)?.checked_add(d)?;
     }
     Some(n)
+}
+
+/// A decay time: -1, or 0 up to jemalloc's limit (`NSTIME_SEC_MAX` seconds in ms).
+fn parse_decay_ms(v: &[u8]) -> Option<isize> {
+    const MAX_MS: usize = (u64::MAX / 1_000_000_000) as usize * 1000;
+    match v {
+        b"-1" => Some(-1),
+        _ => parse_usize(v).filter(|&n| n <= MAX_MS).map(|n| n as isize),
+    }
 }
 
 impl Conf {
@@ -124,9 +140,10 @@ impl Conf {
             b"stats_print" => put(&mut self.stats_print, parse_bool(val)),
             b"abort_conf" => parse_bool(val).map(|b| self.abort_conf = b).is_some(),
             b"retain" => val == b"true",
-            b"background_thread" => val == b"false",
-            b"dirty_decay_ms" => val == b"-1",
-            b"muzzy_decay_ms" => val == b"0",
+            b"background_thread" => put(&mut self.background_thread, parse_bool(val)),
+            b"max_background_threads" => put(&mut self.max_background_threads, parse_usize(val)),
+            b"dirty_decay_ms" => put(&mut self.dirty_decay_ms, parse_decay_ms(val)),
+            b"muzzy_decay_ms" => put(&mut self.muzzy_decay_ms, parse_decay_ms(val)),
             _ => false,
         }
     }
@@ -214,6 +231,12 @@ pub fn load() {
         crate::tcache::set_max(m);
     }
     crate::objects::arena::set_narenas(c.narenas.unwrap_or_else(crate::objects::arena::default_narenas));
+    let dirty_ms = c.dirty_decay_ms.unwrap_or(crate::pages::decay::DEFAULT_DIRTY_MS);
+    let muzzy_ms = c.muzzy_decay_ms.unwrap_or(crate::pages::decay::DEFAULT_MUZZY_MS);
+    crate::pages::decay::set_arena_defaults(dirty_ms, muzzy_ms);
+    // Arena 0 is a static, made with the built-in defaults.
+    crate::objects::arena::get(0).pac.set_decay_ms(Some(dirty_ms), Some(muzzy_ms));
+    crate::front::background::configure(c.background_thread.unwrap_or(true), c.max_background_threads.unwrap_or(1));
     crate::tcache::set_enabled(c.tcache.unwrap_or(true) && !junk);
 }
 
@@ -241,7 +264,8 @@ mod tests {
     fn every_option() {
         let (c, bad) = parse(
             "tcache_max:0x1000,zero_realloc:alloc,junk:free,stats_print:true,abort_conf:true,\
-             retain:true,background_thread:false,dirty_decay_ms:-1,muzzy_decay_ms:0,narenas:010",
+             retain:true,background_thread:false,dirty_decay_ms:-1,muzzy_decay_ms:0,narenas:010,\
+             max_background_threads:0",
         );
         assert!(bad.is_empty(), "{bad:?}");
         assert_eq!(c.tcache_max, Some(4096));
@@ -250,7 +274,15 @@ mod tests {
         assert_eq!(c.stats_print, Some(true));
         assert!(c.abort_conf);
         assert_eq!(c.narenas, Some(8));
-        let (_, bad) = parse("retain:false,background_thread:true,dirty_decay_ms:10000,zero_realloc:x,junk:yes");
-        assert_eq!(bad.len(), 5);
+        assert_eq!((c.background_thread, c.max_background_threads), (Some(false), Some(0)));
+        assert_eq!((c.dirty_decay_ms, c.muzzy_decay_ms), (Some(-1), Some(0)));
+        let (c, bad) = parse("background_thread:true,dirty_decay_ms:0x10,muzzy_decay_ms:18446744073000,max_background_threads:99999");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!((c.dirty_decay_ms, c.muzzy_decay_ms, c.max_background_threads), (Some(16), Some(18446744073000), Some(99999)));
+        let (_, bad) = parse(
+            "retain:false,zero_realloc:x,junk:yes,dirty_decay_ms:-2,muzzy_decay_ms:18446744073001,\
+             dirty_decay_ms:,background_thread:1,max_background_threads:-1",
+        );
+        assert_eq!(bad.len(), 8, "{bad:?}");
     }
 }

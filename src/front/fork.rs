@@ -1,7 +1,10 @@
 //! Fork safety: every allocator lock is taken before fork, in the rank order of `sync`, and
 //! released in the parent or reset in the child, so the child can allocate even when another
 //! thread held a lock at the moment of fork. Forking from a signal handler that interrupted
-//! our own malloc is unsupported (it would deadlock, as with jemalloc).
+//! our own malloc is unsupported (it would deadlock, as with jemalloc). A background purge
+//! thread in the middle of a pass holds no lock while it madvises; the child puts back what
+//! that pass had taken out (`Pac::postfork_child`) and has no purge thread until it needs
+//! one (`background::postfork_child`).
 
 use crate::objects::arena;
 use crate::metadata::base::BASE;
@@ -26,6 +29,7 @@ extern "C" fn postfork_child() {
     rtree::postfork_child();
     arena::postfork_child();
     crate::tcache::postfork_child();
+    crate::front::background::postfork_child();
 }
 
 /// Registers the handlers (once, from `init`, after the allocator is ready).

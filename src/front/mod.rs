@@ -1,6 +1,7 @@
 //! Layer 5, the front end: the C and jemalloc APIs in Rust, mallctl, options, bootstrap and
 //! fork handling.
 pub mod alloc;
+pub mod background;
 pub mod conf;
 pub mod ctl;
 pub mod fork;

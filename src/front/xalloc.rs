@@ -136,12 +136,15 @@ unsafe fn resize_in_place(e: &Extent, p: *mut u8, min: usize, max: usize, align:
     let pages = |n: usize| align_up(n, PAGE) >> LG_PAGE;
     let (lo, hi, cur) = (pages(min), pages(max), e.pages());
     let ep = e as *const Extent as *mut Extent;
-    let mut g = arena::get(e.arena).pac.inner.lock();
+    let a = arena::get(e.arena);
+    let mut g = a.pac.lock();
     if cur > hi {
         g.shrink(ep, hi);
     } else if cur < lo && !g.expand(ep, hi) {
         g.expand(ep, lo);
     }
+    drop(g);
+    a.tick();
     (*ep).size
 }
 

@@ -19,8 +19,10 @@ use core::sync::atomic::{AtomicU16, AtomicU8, Ordering};
 /// Page state of an extent. In use: active, or cached (a large block the program freed that
 /// sits in a thread cache: the page allocator treats it as in use, the program's calls as
 /// freed). Free states, from cheapest to reuse to cheapest to keep: dirty (recently freed,
-/// resident), muzzy (MADV_FREE'd; unused until decay arrives), retained (fresh from the OS or
-/// MADV_DONTNEED'd: no RSS, reads back zeros).
+/// resident), muzzy (MADV_FREE'd: the kernel may take the pages back when it needs them),
+/// retained (fresh from the OS or MADV_DONTNEED'd: no RSS, reads back zeros). Purging: a free
+/// extent taken out of its set while a purge madvises it with no lock held (`pages::purge`);
+/// neither in use nor free, so nothing merges with it or allocates it meanwhile.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub enum State {
@@ -29,6 +31,7 @@ pub enum State {
     Muzzy = 2,
     Retained = 3,
     Cached = 4,
+    Purging = 5,
 }
 
 impl State {
@@ -38,14 +41,15 @@ impl State {
             1 => State::Dirty,
             2 => State::Muzzy,
             3 => State::Retained,
-            _ => State::Cached,
+            4 => State::Cached,
+            _ => State::Purging,
         }
     }
 
     /// Dirty, muzzy or retained: in one of the page allocator's free sets.
     #[inline(always)]
     pub fn is_free(self) -> bool {
-        !matches!(self, State::Active | State::Cached)
+        matches!(self, State::Dirty | State::Muzzy | State::Retained)
     }
 }
 
@@ -87,6 +91,10 @@ pub struct Extent {
     pub tagged_sparse: bool,
     /// Free-region bitmap of a slab (1 = free). Sync: as `bucket` (see `Bitmap`).
     pub bitmap: Bitmap,
+    /// Links in its free set's age order while free (`Eset`: oldest first, so decay purges
+    /// the pages freed longest ago first). Sync: the Pac lock.
+    pub lru_prev: *mut Extent,
+    pub lru_next: *mut Extent,
 }
 
 const _: () = assert!(core::mem::size_of::<Extent>() == 128);

@@ -52,12 +52,58 @@ impl Arena {
         Pac::init_zeroed(core::ptr::addr_of_mut!((*this).pac), id);
     }
 
+    /// Decay after a slow path (refills, flushes, large allocations and frees), called once
+    /// its locks are released: with background threads running, wakes this arena's thread if
+    /// its deadline is earlier than the thread's sleep or dirty memory piled up; else runs
+    /// the decay pass that is due here (madvise in the calling thread), and asks for enabled
+    /// background threads to be started once the heap is big enough for them to matter
+    /// (`BACKGROUND_START_PAGES` dirty, or `BACKGROUND_START_ACTIVE` in use: a program that
+    /// allocates that much and then frees it all before it goes idle makes no malloc call
+    /// after the frees, and the start only happens on malloc paths).
+    #[inline]
+    pub fn tick(&self) {
+        use crate::pages::decay::purgers;
+        use core::sync::atomic::Ordering::Relaxed;
+        let d = self.pac.deadline();
+        if d != u64::MAX || (purgers::running() == 0 && purgers::ENABLED.load(Relaxed) != 0) {
+            self.tick_slow(d);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn tick_slow(&self, deadline: u64) {
+        use crate::pages::decay::purgers;
+        use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+        let n = purgers::running();
+        if n > 0 {
+            let slot = purgers::slot_of(self.id as usize, n);
+            let until = slot.sleep_until.load(SeqCst);
+            if until != 0 && (deadline < until || self.pac.added_pages() > WAKE_PAGES) {
+                purgers::wake(slot);
+            }
+            return;
+        }
+        if deadline != u64::MAX {
+            let now = crate::pages::decay::now_ns();
+            if now >= deadline {
+                self.pac.purge(now, crate::pages::purge::Mode::Decay);
+            }
+        }
+        if purgers::ENABLED.load(Relaxed) != 0 && purgers::START_WANTED.load(Relaxed) == 0 {
+            let (dirty, active) = all().fold((0, 0), |(d, a), x| (d + x.pac.dirty_pages(), a + x.pac.active_pages()));
+            if dirty >= BACKGROUND_START_PAGES || active >= BACKGROUND_START_ACTIVE {
+                purgers::START_WANTED.store(1, Relaxed);
+            }
+        }
+    }
+
     /// Checks every bin and the page allocator (tests, debugging).
     pub fn validate(&self) {
         for b in self.bins.iter() {
             b.lock.lock().validate();
         }
-        self.pac.inner.lock().validate();
+        self.pac.lock().validate();
     }
 
     /// Takes the arena's bin locks in index order (fork prepare; rank 3).
@@ -81,6 +127,15 @@ impl Arena {
         }
     }
 }
+
+/// Dirty pages across arenas from which enabled background threads are started: 16 MiB.
+pub const BACKGROUND_START_PAGES: usize = 4096;
+/// Active pages across arenas from which they are started: 64 MiB. A program whose heap
+/// stays below both (`true`, `git status`, `python3 -c pass`) never gets a thread.
+pub const BACKGROUND_START_ACTIVE: usize = 16384;
+/// Pages that may become dirty in an arena before its sleeping background thread is woken
+/// ahead of its deadline: 16 MiB.
+const WAKE_PAGES: usize = 4096;
 
 static ARENA0: Arena = Arena::new(0);
 
@@ -281,12 +336,12 @@ mod tests {
         for i in 0..=3 {
             assert_eq!(try_get(i).unwrap().id as usize, i);
         }
-        let e = a.pac.inner.lock().alloc(2, crate::foundation::util::PAGE, None);
+        let e = a.pac.lock().alloc(2, crate::foundation::util::PAGE, None);
         assert!(!e.is_null());
         // SAFETY: `e` is the active extent just allocated from arena 3.
         unsafe {
             assert_eq!((*e).arena, 3);
-            assert!(a.pac.inner.lock().dalloc(e));
+            assert!(a.pac.lock().dalloc(e));
         }
         a.validate();
     }

@@ -274,7 +274,7 @@ impl BinInner {
         let mut s = self.take_fullest();
         if s.is_null() {
             let bin = self.bin as usize;
-            s = pac.inner.lock().alloc(SLAB_PAGES[bin] as usize, PAGE, Some(self.bin));
+            s = pac.lock().alloc(SLAB_PAGES[bin] as usize, PAGE, Some(self.bin));
             if s.is_null() {
                 return s;
             }
@@ -378,7 +378,7 @@ impl BinInner {
             }
             return false;
         }
-        if !pac.inner.lock().dalloc(s) {
+        if !pac.lock().dalloc(s) {
             report::fatal("corrupt slab state on release");
         }
         true
@@ -515,18 +515,18 @@ mod tests {
         assert_eq!(slab_of(q), s0);
         assert!(!crate::metadata::rtree::is_sparse(crate::metadata::rtree::lookup_entry(s0)));
         // Emptying s1 gives its page back to the page pool.
-        let dirty_before = PAC.inner.lock().free_pages().0;
+        let dirty_before = PAC.lock().free_pages().0;
         unsafe {
             for &p in &ptrs[94..128] {
                 b.free(&PAC, rtree_of(p), p).unwrap();
             }
         }
         b.settle(&PAC);
-        assert_eq!(PAC.inner.lock().free_pages().0, dirty_before + 1);
+        assert_eq!(PAC.lock().free_pages().0, dirty_before + 1);
         assert_eq!(b.nslabs, 2);
         assert!(crate::metadata::rtree::lookup(s1).is_null() || unsafe { !(*crate::metadata::rtree::lookup(s1)).is_slab });
         b.validate();
-        PAC.inner.lock().validate();
+        PAC.lock().validate();
     }
 
     /// Misuse found under the lock is kept for the lock's holder, who reports it once it has
@@ -555,7 +555,7 @@ mod tests {
             // The second slab (the first is current now: not released when empty) emptied
             // with one region written after its free: it stays out of the page pool, and the
             // release is reported as the free's.
-            let dirty_before = PAC.inner.lock().free_pages().0;
+            let dirty_before = PAC.lock().free_pages().0;
             for &x in &ptrs[64..127] {
                 b.free(&PAC, rtree_of(x), x).unwrap();
             }
@@ -564,7 +564,7 @@ mod tests {
             b.settle(&PAC);
             let lost = b.take_lost().expect("the release found the lost mark");
             assert_eq!((lost.p, lost.func, lost.kind), (ptrs[70], "free", Misuse::FreedBlockChanged));
-            assert_eq!(PAC.inner.lock().free_pages().0, dirty_before);
+            assert_eq!(PAC.lock().free_pages().0, dirty_before);
             // A double free or an interior pointer is returned to the caller, nothing changed.
             assert_eq!(b.free(&PAC, rtree_of(ptrs[10]), ptrs[10]), Ok(()));
             assert_eq!(b.free(&PAC, rtree_of(ptrs[10]), ptrs[10]), Err(Misuse::DoubleFree));

@@ -5,7 +5,9 @@
 //! (O(1) in the number of extents). Exact bins give true best fit; in a quantized bin the
 //! first 16 extents are compared and the smallest fitting one wins. Within a bin: LIFO, so
 //! the most recently freed (cache-warm) range is reused first. The address index is the
-//! rtree (first/last page of every free extent), used by `Pac` to coalesce.
+//! rtree (first/last page of every free extent), used by `Pac` to coalesce. Every extent is
+//! also on the set's age list (`lru_prev`/`lru_next`), oldest first: decay purges from its
+//! head, so the pages freed longest ago go first.
 //!
 //! Sync: not thread-safe; the owning `Pac` lock protects everything here.
 
@@ -21,6 +23,9 @@ const SCAN: usize = 16;
 pub struct Eset {
     bins: [List; NSETBINS],
     nonempty: [u64; WORDS],
+    /// The age list: oldest and newest extent (null when empty).
+    lru_head: *mut Extent,
+    lru_tail: *mut Extent,
     /// Pages in this set (stats: pdirty / pmuzzy / retained).
     pub npages: usize,
     /// Number of extents in this set.
@@ -42,7 +47,15 @@ fn bin_of(pages: usize) -> usize {
 
 impl Eset {
     pub const fn new(state: State) -> Self {
-        Eset { bins: [List::new(); NSETBINS], nonempty: [0; WORDS], npages: 0, nextents: 0, state }
+        Eset {
+            bins: [List::new(); NSETBINS],
+            nonempty: [0; WORDS],
+            lru_head: core::ptr::null_mut(),
+            lru_tail: core::ptr::null_mut(),
+            npages: 0,
+            nextents: 0,
+            state,
+        }
     }
 
     /// Initializes a zeroed set in place (empty lists, zero counts): only the state is written.
@@ -53,11 +66,41 @@ impl Eset {
         core::ptr::addr_of_mut!((*this).state).write(state);
     }
 
-    /// Adds a free extent (already in this set's state, boundaries registered by the caller).
+    /// Adds a free extent (already in this set's state, boundaries registered by the caller)
+    /// as the newest of the set.
     ///
     /// # Safety
     /// `e` is a live descriptor in no list.
     pub unsafe fn insert(&mut self, e: *mut Extent) {
+        self.insert_bin(e);
+        (*e).lru_next = core::ptr::null_mut();
+        (*e).lru_prev = self.lru_tail;
+        if self.lru_tail.is_null() {
+            self.lru_head = e;
+        } else {
+            (*self.lru_tail).lru_next = e;
+        }
+        self.lru_tail = e;
+    }
+
+    /// Adds a free extent as the oldest of the set (what is left of an extent a purge took
+    /// part of keeps its age).
+    ///
+    /// # Safety
+    /// As for `insert`.
+    pub unsafe fn insert_oldest(&mut self, e: *mut Extent) {
+        self.insert_bin(e);
+        (*e).lru_prev = core::ptr::null_mut();
+        (*e).lru_next = self.lru_head;
+        if self.lru_head.is_null() {
+            self.lru_tail = e;
+        } else {
+            (*self.lru_head).lru_prev = e;
+        }
+        self.lru_head = e;
+    }
+
+    unsafe fn insert_bin(&mut self, e: *mut Extent) {
         debug_assert!((*e).state() == self.state);
         let b = bin_of((*e).pages());
         self.bins[b].push(e);
@@ -78,6 +121,24 @@ impl Eset {
         }
         self.npages -= (*e).pages();
         self.nextents -= 1;
+        let (p, n) = ((*e).lru_prev, (*e).lru_next);
+        if p.is_null() {
+            self.lru_head = n;
+        } else {
+            (*p).lru_next = n;
+        }
+        if n.is_null() {
+            self.lru_tail = p;
+        } else {
+            (*n).lru_prev = p;
+        }
+        (*e).lru_prev = core::ptr::null_mut();
+        (*e).lru_next = core::ptr::null_mut();
+    }
+
+    /// The extent that has been in the set longest (null when empty).
+    pub fn oldest(&self) -> *mut Extent {
+        self.lru_head
     }
 
     /// First non-empty bin ≥ `from`.
@@ -152,6 +213,26 @@ impl Eset {
             }
             None => core::ptr::null_mut(),
         }
+    }
+
+    /// Checks the age list against the bins: every extent once, links consistent (tests).
+    pub fn validate_lru(&self) {
+        let mut n = 0;
+        let mut prev: *mut Extent = core::ptr::null_mut();
+        let mut e = self.lru_head;
+        while !e.is_null() {
+            // SAFETY: list members are live descriptors; the Pac lock is held.
+            unsafe {
+                assert_eq!((*e).lru_prev, prev, "age list links");
+                assert_eq!((*e).state(), self.state);
+                prev = e;
+                e = (*e).lru_next;
+            }
+            n += 1;
+            assert!(n <= self.nextents, "age list longer than the set");
+        }
+        assert_eq!(prev, self.lru_tail);
+        assert_eq!(n, self.nextents, "age list misses extents");
     }
 
     /// Calls `f` on every extent (validators, stats).

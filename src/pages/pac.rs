@@ -1,19 +1,26 @@
 //! Page allocator of one arena: hands out page-aligned extents (for slabs and large blocks),
-//! takes them back, splits, coalesces, grows from the OS and purges.
+//! takes them back, splits, coalesces, grows from the OS; `purge` gives free pages back.
 //!
 //! Policy: allocation takes the best fit from the dirty set, then muzzy, then retained, then
 //! reserves a new chunk of address space (≥ 64 MiB, untouched so it costs no RSS). A freed
 //! extent becomes dirty and is coalesced with free neighbours of the same state and arena.
-//! Nothing is purged on the free path; `purge_all` (malloc_trim) turns every dirty and muzzy
-//! extent into retained with MADV_DONTNEED. Address space is never unmapped.
+//! Nothing is purged on the free path: dirty pages decay to muzzy or retained over
+//! `dirty_decay_ms` (`decay`, run by `purge` from the background thread or from slow paths
+//! that call `objects::arena::Arena::tick`), and `purge` in `All` mode (malloc_trim,
+//! `arena.<i>.purge`) turns every dirty and muzzy extent into retained at once. Address space
+//! is never unmapped.
 //!
 //! Sync: one lock per arena (rank 4, after bin locks); every method of `PacInner` runs under
-//! it, and so does every rtree write for this arena's extents.
+//! it (through a `PacGuard`, which publishes the figures lock-free readers use when it is
+//! dropped), and so does every rtree write for this arena's extents. `purge` calls madvise
+//! with the lock released.
 
-use crate::metadata::extent::{Extent, ExtentPool, State};
+use crate::metadata::extent::{Extent, ExtentPool, List, State};
+use crate::pages::decay::Decay;
 use crate::pages::eset::Eset;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use crate::metadata::rtree;
-use crate::foundation::sync::{Mutex, Rank};
+use crate::foundation::sync::{Mutex, MutexGuard, Rank};
 use crate::foundation::sys;
 use crate::foundation::util::{align_up, LG_PAGE, PAGE};
 
@@ -57,14 +64,37 @@ pub use reservations::contains as is_reserved;
 
 pub struct PacInner {
     arena: u8,
-    dirty: Eset,
-    muzzy: Eset,
+    pub(super) dirty: Eset,
+    pub(super) muzzy: Eset,
     retained: Eset,
     pool: ExtentPool,
     /// Pages in active extents (stats.active).
     pub active_pages: usize,
     /// Bytes reserved from the OS (stats.mapped).
     pub mapped: usize,
+    /// Decay of the dirty and the muzzy set.
+    pub(super) decay_dirty: Decay,
+    pub(super) decay_muzzy: Decay,
+    /// Extents a purge took out of their set (state `Purging`) while it madvises them,
+    /// linked through `prev`/`next`: a fork child, whose purging thread is gone, puts them
+    /// back (`postfork_child`).
+    pub(super) stash: List,
+    /// Pages in `stash`.
+    pub(super) stashed_pages: usize,
+    /// A decay pass is running (one at a time, so that two do not purge what one owes).
+    pub(super) decaying: bool,
+    /// Purge counts of the dirty and the muzzy set (`stats.arenas.<i>.{dirty,muzzy}_*`).
+    pub purged: [PurgeStats; 2],
+    /// Pages that became dirty since the guard last published (`Pac::added`).
+    added: usize,
+}
+
+/// What purging one free set did: passes that purged something, madvise calls, pages.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct PurgeStats {
+    pub npurge: u64,
+    pub nmadvise: u64,
+    pub purged: u64,
 }
 
 // SAFETY: the raw descriptor pointers inside are owned by this arena and only touched under
@@ -72,7 +102,50 @@ pub struct PacInner {
 unsafe impl Send for PacInner {}
 
 pub struct Pac {
-    pub inner: Mutex<PacInner>,
+    inner: Mutex<PacInner>,
+    /// When decay next needs a look (ns of `decay::now_ns`; 0: now; u64::MAX: nothing to
+    /// decay). Sync: written by the lock's holder as it unlocks (`PacGuard`), read without it.
+    deadline: AtomicU64,
+    /// Dirty pages (stats, the background thread's start), and pages that became dirty since
+    /// the last decay pass (early wake-up). Sync: as `deadline`; `added` is reset by `purge`.
+    dirty_pages: AtomicUsize,
+    added: AtomicUsize,
+    /// Active pages (the background thread's start). Sync: as `deadline`.
+    active_pages: AtomicUsize,
+}
+
+/// The Pac lock held: derefs to `PacInner`; on drop, publishes the decay deadline and the
+/// dirty page counts for lock-free readers, then unlocks.
+pub struct PacGuard<'a> {
+    pac: &'a Pac,
+    g: MutexGuard<'a, PacInner>,
+}
+
+impl core::ops::Deref for PacGuard<'_> {
+    type Target = PacInner;
+    fn deref(&self) -> &PacInner {
+        &self.g
+    }
+}
+
+impl core::ops::DerefMut for PacGuard<'_> {
+    fn deref_mut(&mut self) -> &mut PacInner {
+        &mut self.g
+    }
+}
+
+impl Drop for PacGuard<'_> {
+    fn drop(&mut self) {
+        let g = &mut *self.g;
+        let deadline = g.decay_dirty.deadline(g.dirty.npages).min(g.decay_muzzy.deadline(g.muzzy.npages));
+        // SeqCst: see `decay::purgers::Slot`.
+        self.pac.deadline.store(deadline, core::sync::atomic::Ordering::SeqCst);
+        self.pac.dirty_pages.store(g.dirty.npages, Relaxed);
+        self.pac.active_pages.store(g.active_pages, Relaxed);
+        if g.added != 0 {
+            self.pac.added.fetch_add(core::mem::take(&mut g.added), Relaxed);
+        }
+    }
 }
 
 impl Pac {
@@ -86,8 +159,53 @@ impl Pac {
                 pool: ExtentPool::new(),
                 active_pages: 0,
                 mapped: 0,
+                decay_dirty: Decay::new(crate::pages::decay::DEFAULT_DIRTY_MS),
+                decay_muzzy: Decay::new(crate::pages::decay::DEFAULT_MUZZY_MS),
+                stash: List::new(),
+                stashed_pages: 0,
+                decaying: false,
+                purged: [PurgeStats { npurge: 0, nmadvise: 0, purged: 0 }; 2],
+                added: 0,
             }),
+            deadline: AtomicU64::new(u64::MAX),
+            dirty_pages: AtomicUsize::new(0),
+            added: AtomicUsize::new(0),
+            active_pages: AtomicUsize::new(0),
         }
+    }
+
+    /// Takes the lock.
+    #[inline]
+    pub fn lock(&self) -> PacGuard<'_> {
+        PacGuard { pac: self, g: self.inner.lock() }
+    }
+
+    /// When decay next needs a look (ns; u64::MAX: never), read without the lock.
+    #[inline]
+    pub fn deadline(&self) -> u64 {
+        self.deadline.load(core::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Dirty pages, read without the lock.
+    #[inline]
+    pub fn dirty_pages(&self) -> usize {
+        self.dirty_pages.load(Relaxed)
+    }
+
+    /// Active pages, read without the lock.
+    #[inline]
+    pub fn active_pages(&self) -> usize {
+        self.active_pages.load(Relaxed)
+    }
+
+    /// Pages that became dirty since the last decay pass, read without the lock.
+    #[inline]
+    pub fn added_pages(&self) -> usize {
+        self.added.load(Relaxed)
+    }
+
+    pub(super) fn reset_added(&self) {
+        self.added.store(0, Relaxed);
     }
 }
 
@@ -104,11 +222,15 @@ impl Pac {
         Eset::init_zeroed(core::ptr::addr_of_mut!((*inner).dirty), State::Dirty);
         Eset::init_zeroed(core::ptr::addr_of_mut!((*inner).muzzy), State::Muzzy);
         Eset::init_zeroed(core::ptr::addr_of_mut!((*inner).retained), State::Retained);
+        let (dirty_ms, muzzy_ms) = crate::pages::decay::arena_defaults();
+        core::ptr::addr_of_mut!((*inner).decay_dirty).write(Decay::new(dirty_ms));
+        core::ptr::addr_of_mut!((*inner).decay_muzzy).write(Decay::new(muzzy_ms));
+        core::ptr::addr_of_mut!((*this).deadline).write(AtomicU64::new(u64::MAX));
     }
 }
 
 impl PacInner {
-    fn set_of(&mut self, s: State) -> &mut Eset {
+    pub(super) fn set_of(&mut self, s: State) -> &mut Eset {
         match s {
             State::Dirty => &mut self.dirty,
             State::Muzzy => &mut self.muzzy,
@@ -134,11 +256,15 @@ impl PacInner {
         debug_assert!(pages > 0 && align >= PAGE && align.is_power_of_two());
         let need = pages + (align >> LG_PAGE) - 1;
         let mut e = self.dirty.take_fit(need);
-        if e.is_null() && any {
+        if !e.is_null() {
+            self.decay_dirty.note_reused(pages);
+        } else if any {
             e = self.muzzy.take_fit(need);
-        }
-        if e.is_null() && any {
-            e = self.retained.take_fit(need);
+            if !e.is_null() {
+                self.decay_muzzy.note_reused(pages);
+            } else {
+                e = self.retained.take_fit(need);
+            }
         }
         if e.is_null() {
             if !any || !self.grow(need) {
@@ -310,7 +436,7 @@ impl PacInner {
     /// Splits `e` after `lead` pages; `e` keeps the head, the returned descriptor the tail
     /// (same state, arena, zeroed). Boundaries of both are registered. Null when out of
     /// descriptors (then `e` is unchanged).
-    unsafe fn split(&mut self, e: *mut Extent, lead: usize) -> *mut Extent {
+    pub(super) unsafe fn split(&mut self, e: *mut Extent, lead: usize) -> *mut Extent {
         debug_assert!(lead > 0 && lead < (*e).pages());
         let t = self.pool.get();
         if t.is_null() {
@@ -355,7 +481,7 @@ impl PacInner {
 
     /// Inserts the free extent `e` into the set of its state after merging it with free
     /// neighbours of the same state. `e`'s boundaries are registered; its interior is not.
-    unsafe fn insert_coalesced(&mut self, mut e: *mut Extent) {
+    pub(super) unsafe fn insert_coalesced(&mut self, mut e: *mut Extent) {
         let st = (*e).state();
         if (*e).addr >= PAGE {
             let p = self.mergeable((*e).addr - PAGE, st);
@@ -391,6 +517,7 @@ impl PacInner {
             (*e).zeroed = false;
             (*e).set_state(State::Dirty);
             self.active_pages -= (*e).pages();
+            self.added += (*e).pages();
             self.insert_coalesced(e);
         }
         true
@@ -416,6 +543,11 @@ impl PacInner {
             }
             let st = (*n).state();
             self.set_of(st).remove(n);
+            match st {
+                State::Dirty => self.decay_dirty.note_reused(extra),
+                State::Muzzy => self.decay_muzzy.note_reused(extra),
+                _ => {}
+            }
             if (*n).pages() > extra {
                 let t = self.split(n, extra);
                 if t.is_null() {
@@ -448,31 +580,10 @@ impl PacInner {
         }
     }
 
-    /// Purges every dirty and muzzy extent (MADV_DONTNEED); returns the pages released.
-    pub fn purge_all(&mut self) -> usize {
-        let mut n = 0;
-        for st in [State::Dirty, State::Muzzy] {
-            loop {
-                let e = self.set_of(st).pop_any();
-                if e.is_null() {
-                    break;
-                }
-                // SAFETY: `e` was removed from a free set; we own it.
-                unsafe {
-                    sys::purge_forced((*e).addr, (*e).size);
-                    n += (*e).pages();
-                    (*e).zeroed = true;
-                    (*e).set_state(State::Retained);
-                    self.insert_coalesced(e);
-                }
-            }
-        }
-        n
-    }
-
     /// Checks the invariants of every free extent (tests and debug tools).
     pub fn validate(&self) {
         for set in [&self.dirty, &self.muzzy, &self.retained] {
+            set.validate_lru();
             let mut pages = 0;
             set.for_each(|e| {
                 pages += e.pages();
@@ -510,6 +621,25 @@ impl Pac {
     pub fn postfork_child(&self) {
         // SAFETY: fork child after `prefork`.
         unsafe { self.inner.reset_after_fork() }
+        // A purge the parent was running (no thread runs it here) left extents out of their
+        // sets: they go back as dirty, which is what they may still be.
+        let mut g = self.lock();
+        g.decaying = false;
+        loop {
+            let e = g.stash.head;
+            if e.is_null() {
+                break;
+            }
+            // SAFETY: stashed extents are free extents of this arena taken out by a purge;
+            // this is the child's only thread, and the lock is held.
+            unsafe {
+                g.stash.remove(e);
+                g.stashed_pages -= (*e).pages();
+                (*e).zeroed = false;
+                (*e).set_state(State::Dirty);
+                g.insert_coalesced(e);
+            }
+        }
     }
 }
 
@@ -520,7 +650,7 @@ mod tests {
     #[test]
     fn alloc_blocks_carves_best_fits_and_join_merges_them_back() {
         static PAC: Pac = Pac::new(8);
-        let mut p = PAC.inner.lock();
+        let mut p = PAC.lock();
         let big = p.alloc(64, PAGE, None);
         let _wall = p.alloc(1, PAGE, None);
         let hole = p.alloc(4, PAGE, None);
@@ -562,7 +692,7 @@ mod tests {
     #[test]
     fn alloc_split_coalesce_purge() {
         static PAC: Pac = Pac::new(7);
-        let mut p = PAC.inner.lock();
+        let mut p = PAC.lock();
         // A class whose slabs are 5 pages of sub-page regions: every page is registered.
         let bin = (0..crate::metadata::size_class::NBINS)
             .find(|&b| crate::metadata::size_class::SLAB_PAGES[b] == 5 && crate::metadata::size_class::bin_size(b) < PAGE)
@@ -599,7 +729,9 @@ mod tests {
             p.validate();
             assert!(p.dalloc(x));
             assert!(p.dalloc(c));
-            assert!(p.purge_all() >= 8);
+            drop(p);
+            assert!(PAC.purge(crate::pages::decay::now_ns(), crate::pages::purge::Mode::All) >= 8);
+            let p = PAC.lock();
             let (d, m, _) = p.free_pages();
             assert_eq!(d + m, 0);
             p.validate();

@@ -42,9 +42,11 @@ pub struct CacheBin {
     pub nfill: u16,
     /// Slots reserved for this bin: the most `cap` may grow to.
     pub cap_max: u16,
-    /// Whether the stack overflowed since the last GC visit (a second overflow grows `cap`).
+    /// Whether the stack ever overflowed (an overflow after a refill that followed one grows
+    /// `cap`; see `tcache::gc`).
     pub overflowed: bool,
-    /// Whether the stack was refilled since the last GC visit (growth needs the thread to
+    /// Whether the stack was refilled since its last overflow that did not grow it (growth
+    /// needs the thread to
     /// allocate from the class too: a thread that only frees must not hoard blocks).
     pub refilled: bool,
 }

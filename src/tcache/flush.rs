@@ -111,6 +111,7 @@ pub(super) fn by_arena<G>(
         }
         let found_at_end = done(&mut g, a);
         drop(g);
+        a.tick();
         if let Some(f) = found.or(found_at_end) {
             return Err(f);
         }
@@ -200,7 +201,7 @@ pub(super) fn flush_large(descs: &mut [usize]) -> Result<usize, Found> {
     by_arena(
         descs,
         |d| d,
-        |a| (a.pac.inner.lock(), core::ptr::null_mut::<Extent>()),
+        |a| (a.pac.lock(), core::ptr::null_mut::<Extent>()),
         |(g, run), _, e, _, _| {
             // SAFETY: large bins hold descriptors of extents marked Cached (never freed); we
             // hold their arena's Pac lock; `run` is an active extent of it we own.

@@ -2,11 +2,11 @@
 //! use goes back, and a class that cycles batches bigger than its stack may hold them.
 //!
 //! Contract:
-//! - Growth: a small class whose stack overflows twice between two GC visits while it is also
-//!   being refilled (the thread frees and reallocates batches bigger than the stack) doubles
-//!   its capacity, up to `GROWN_BIN_BYTES` worth (≤ 1024 blocks), all classes of a thread
+//! - Growth: a small class whose stack overflows, is refilled, then overflows again (the
+//!   thread frees and reallocates batches bigger than the stack) doubles its capacity, up to `GROWN_BIN_BYTES` worth (≤ 1024 blocks), all classes of a thread
 //!   together at most `GROWN_BYTES` (32 MiB) beyond their base. GC halves a grown capacity
-//!   again when the class sat idle or left a quarter of it unused for a whole GC period.
+//!   again when the class sat idle or left a quarter of it unused for a whole GC period, and
+//!   so does an overflow with no refill since the last one (a teardown: `push_full`).
 //!   With growth, batches of 1000 blocks of 256 B / 1 KiB / 4 KiB take 12-16 / 18 / 47 ns
 //!   per malloc+free against 37 / 50 / 52 without; RSS/live of the drifting cache is 1.186
 //!   against 1.181, other peak RSS the same.
@@ -49,33 +49,43 @@ pub(super) const GC_EVENT_BYTES: u64 = GC_BYTES * GC_VISITS as u64;
 pub(super) const GC_LARGE_WEIGHT: usize = 16 << 10;
 
 impl Tcache {
-    /// A free found the stack of bin `i` full: the second time since the bin's last GC visit,
-    /// if the bin was also refilled in that time, its capacity doubles (within `cap_max` and
-    /// the thread's `GROWN_BYTES`), so a program that frees and reallocates batches larger
-    /// than the base capacity keeps them here instead of flushing half the stack to the slabs
-    /// and refilling it; otherwise the older half goes back.
+    /// A free found the stack of bin `i` full. If the bin overflowed before and was refilled
+    /// since, or grew at its last overflow (the thread frees and reallocates batches larger
+    /// than its stack), its capacity doubles (within `cap_max` and the thread's `GROWN_BYTES`), so the batch stays here
+    /// instead of going half back to the slabs and being refilled. Otherwise the older half
+    /// goes back, and a grown capacity that overflows again with no refill since its last
+    /// overflow (frees alone: a teardown) halves toward the base: a thread that frees
+    /// everything and then sleeps, where nothing reaches its cache, keeps about the base
+    /// capacity of each class.
     #[cold]
     #[inline(never)]
     pub(super) fn push_full(&mut self, i: usize, p: usize) {
         if i >= NBINS {
             self.large_gave_back = i;
         }
-        if !self.grow(i) {
-            let n = (self.bins[i].cap() as usize).div_ceil(2);
+        let cb = &mut self.bins[i];
+        let (cycled, teardown) = (cb.overflowed && cb.refilled, !cb.refilled);
+        cb.overflowed = true;
+        // A growth keeps the refill mark, so the overflows of one batch double the capacity
+        // until the batch fits; any other overflow needs a refill before the next growth.
+        if !(cycled && self.grow(i)) {
+            self.bins[i].refilled = false;
+            let cap = self.bins[i].cap();
+            // The capacity after this overflow: halved toward the base in a teardown.
+            let keep_cap = if teardown && i < NBINS && cap > CAP[i] { (cap / 2).max(CAP[i]) } else { cap };
+            let n = self.bins[i].ncached() as usize - keep_cap as usize / 2;
             self.flush(i, n);
+            if keep_cap < cap {
+                self.shrink_cap(i);
+            }
         }
         let ok = self.bins[i].push(p);
         debug_assert!(ok);
     }
 
-    /// Doubles the capacity of full bin `i` if it overflowed before and was refilled since its
-    /// last GC visit and the budgets allow; marks the overflow otherwise.
+    /// Doubles the capacity of full bin `i` if the budgets allow.
     pub(super) fn grow(&mut self, i: usize) -> bool {
         let cb = &mut self.bins[i];
-        if !cb.overflowed || !cb.refilled {
-            cb.overflowed = true;
-            return false;
-        }
         let size = cb.size as usize;
         let room = (GROWN_BYTES - self.grown_bytes) / size;
         let cap = cb.cap() as usize;
@@ -86,6 +96,16 @@ impl Tcache {
         self.grown_bytes += (new_cap - cap) * size;
         cb.set_cap(new_cap as u16);
         true
+    }
+
+    /// Halves the grown capacity of small bin `i` toward its base (never below what it holds).
+    fn shrink_cap(&mut self, i: usize) {
+        let cb = &mut self.bins[i];
+        let cap = cb.cap();
+        let new_cap = (cap / 2).max(CAP[i]).max(cb.ncached());
+        self.grown_bytes -= (cap - new_cap) as usize * cb.size as usize;
+        cb.set_cap(new_cap);
+        cb.nfill = cb.nfill.min((new_cap / 2).max(1));
     }
 
     /// One GC event: `GC_VISITS` visits (jemalloc's policy), to the next classes in round-robin
@@ -136,26 +156,19 @@ impl Tcache {
         // quarter or more of it unused for a whole GC period. (The few blocks a batch leaves
         // between rounds are not enough: shrinking on them would make batches of 1 KiB flush
         // and regrow.)
-        let cb = &mut self.bins[i];
-        let cap = cb.cap();
+        let cap = self.bins[i].cap();
         if cap > CAP[i] && (idle || n * 4 >= cap as usize * 3 / 4) {
-            let new_cap = (cap / 2).max(CAP[i]).max(cb.ncached());
-            self.grown_bytes -= (cap - new_cap) as usize * cb.size as usize;
-            cb.set_cap(new_cap);
-            cb.nfill = cb.nfill.min((new_cap / 2).max(1));
+            self.shrink_cap(i);
         }
         self.end_visit(i);
     }
 
     /// What every visit of bin `i` ends with: a new GC period starts for it (low-water mark,
-    /// overflow and refill marks, the count and clock idle detection and the grown-bin
-    /// period compare with).
+    /// the count and clock idle detection and the grown-bin period compare with).
     #[inline(always)]
     fn end_visit(&mut self, i: usize) {
         let cb = &mut self.bins[i];
         cb.reset_low_water();
-        cb.overflowed = false;
-        cb.refilled = false;
         self.visit_ncached[i] = cb.ncached();
         self.visit_at[i] = self.allocated;
     }
@@ -203,6 +216,35 @@ mod tests {
             let bin = crate::metadata::size_class::size2bin(1024);
             assert_eq!(tc.bins[bin].cap(), CAP[bin]);
             tc.validate();
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A teardown (frees alone) neither grows a class nor keeps it grown: a thread that
+    /// frees everything and sleeps holds about the base capacity of each class.
+    #[test]
+    fn a_teardown_leaves_the_base_capacity() {
+        std::thread::spawn(|| {
+            let bin = crate::metadata::size_class::size2bin(1024);
+            // Batches that come back grow the class...
+            for _ in 0..4 {
+                let ps: std::vec::Vec<_> = (0..1000).map(|_| crate::front::alloc::malloc(1024)).collect();
+                for &p in &ps {
+                    crate::front::alloc::free(p, "free");
+                }
+            }
+            assert_eq!(current().unwrap().bins[bin].cap(), 1024);
+            // ... then the program builds a big structure and tears it down.
+            let ps: std::vec::Vec<_> = (0..20_000).map(|_| crate::front::alloc::malloc(1024)).collect();
+            for &p in &ps {
+                crate::front::alloc::free(p, "free");
+            }
+            let tc = current().unwrap();
+            tc.validate();
+            assert_eq!(tc.bins[bin].cap(), CAP[bin], "a teardown keeps the class grown");
+            assert!(tc.bins[bin].ncached() <= CAP[bin]);
+            assert_eq!(tc.grown_bytes, 0);
         })
         .join()
         .unwrap();

@@ -39,7 +39,7 @@ use crate::metadata::extent::{Extent, State};
 use crate::metadata::rtree;
 use crate::metadata::size_class::{bin_size, NBINS};
 use crate::foundation::sync::{Mutex, Rank};
-use crate::foundation::util::LG_PAGE;
+use crate::foundation::util::{LG_PAGE, PAGE};
 use gc::GC_EVENT_BYTES;
 use large::{LARGE_BIN_CAP, LARGE_BYTES};
 
@@ -148,6 +148,10 @@ pub struct Tcache {
     pub arena: &'static Arena,
     /// Link in `POOL` while unused.
     next: *mut Tcache,
+    /// While pooled: when it was released (`decay::now_ns`), and whether its slot pages may
+    /// still be resident (`purge_pool` gives them back). Sync: the pool's lock.
+    pooled_at: u64,
+    slots_dirty: bool,
     slots: [usize; TOTAL_SLOTS],
 }
 
@@ -291,9 +295,75 @@ unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
 /// # Safety
 /// `tc` is empty and no thread uses it any more.
 unsafe fn release(tc: *mut Tcache) {
+    let now = crate::pages::decay::now_ns();
     let mut pool = POOL.lock();
     (*tc).next = pool.head;
+    (*tc).pooled_at = now;
+    (*tc).slots_dirty = true;
     pool.head = tc;
+}
+
+/// Gives back the slot pages of pooled caches that have sat unused for `age` ns or more at
+/// `now` (the background thread, on the decay clock): a cache's stacks span up to a few
+/// hundred KiB, and the pages its thread touched stay resident until then. madvise runs with
+/// the pool's lock released, on a cache taken out of the pool meanwhile.
+pub fn purge_pool(now: u64, age: u64) {
+    loop {
+        let tc = {
+            let mut pool = POOL.lock();
+            let mut link: *mut *mut Tcache = &mut pool.head;
+            let mut found = core::ptr::null_mut();
+            // SAFETY: pooled caches are owned by the pool and linked through `next`; we hold
+            // its lock.
+            unsafe {
+                while !(*link).is_null() {
+                    let t = *link;
+                    if (*t).slots_dirty && now.saturating_sub((*t).pooled_at) >= age {
+                        *link = (*t).next;
+                        found = t;
+                        break;
+                    }
+                    link = &mut (*t).next;
+                }
+            }
+            found
+        };
+        if tc.is_null() {
+            return;
+        }
+        // SAFETY: `tc` is out of the pool and used by no thread: its slots are ours. Every
+        // stack is empty, and an untouched (or purged) slot reads 0, which is what a bin's
+        // sentinel must hold (`CacheBin::new`).
+        unsafe {
+            let start = core::ptr::addr_of!((*tc).slots) as usize;
+            let end = start + core::mem::size_of::<[usize; TOTAL_SLOTS]>();
+            let (a, b) = (crate::foundation::util::align_up(start, PAGE), crate::foundation::util::align_down(end, PAGE));
+            if b > a {
+                crate::foundation::sys::purge_forced(a, b - a);
+            }
+            (*tc).slots_dirty = false;
+            let mut pool = POOL.lock();
+            (*tc).next = pool.head;
+            pool.head = tc;
+        }
+    }
+}
+
+/// When `purge_pool` next has a cache to purge (u64::MAX: none).
+pub fn pool_deadline(age: u64) -> u64 {
+    let pool = POOL.lock();
+    let mut t = pool.head;
+    let mut at = u64::MAX;
+    // SAFETY: as in `purge_pool`.
+    unsafe {
+        while !t.is_null() {
+            if (*t).slots_dirty {
+                at = at.min((*t).pooled_at.saturating_add(age));
+            }
+            t = (*t).next;
+        }
+    }
+    at
 }
 
 /// The pthread key destructor: flush, unbind, recycle; later calls of this thread go
@@ -311,6 +381,11 @@ pub unsafe extern "C" fn thread_exit(v: *mut libc::c_void) {
     (*tc).flush_all();
     arena::unbind((*tc).arena);
     release(tc);
+    // A purge thread asleep with nothing to decay would not come back for the cache's slots.
+    let slot = &crate::pages::decay::purgers::SLOTS[0];
+    if crate::pages::decay::purgers::running() > 0 && slot.sleep_until.load(core::sync::atomic::Ordering::SeqCst) == u64::MAX {
+        crate::pages::decay::purgers::wake(slot);
+    }
 }
 
 impl Tcache {

@@ -130,6 +130,7 @@ impl Tcache {
         });
         cb.refilled = true;
         cb.nfill = (cb.nfill * 2).min((cb.cap() / 2).max(1));
+        a.tick();
     }
 
     /// Caches small block `p` of class `bin` (checked live by the caller), giving back the

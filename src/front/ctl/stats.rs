@@ -105,7 +105,7 @@ pub fn arena(a: &Arena) -> ArenaStats {
         s.small_nmalloc += g.nmalloc;
         s.small_ndalloc += g.ndalloc;
     }
-    let g = a.pac.inner.lock();
+    let g = a.pac.lock();
     s.pactive = g.active_pages;
     (s.pdirty, s.pmuzzy, s.pretained) = g.free_pages();
     // Slabs counted under the bin locks may have changed since; clamp rather than underflow.
