@@ -426,6 +426,7 @@ ctests! {
     api_jemalloc_api => "api/jemalloc_api", Expect::Ok;
     api_mallctl => "api/mallctl", Expect::Ok;
     api_conf => "api/conf", Expect::Ok;
+    api_background => "api/background", Expect::Ok;
 
     misuse_double_free_small => "misuse/double_free_small", free_err(&["double free"]);
     misuse_double_free_small_live => "misuse/double_free_small_live",

@@ -1,7 +1,7 @@
 //! Background purge threads: memory goes back to the OS while the program is idle.
 //!
-//! Contract: with option `background_thread` (default true) up to `max_background_threads`
-//! (default 1) threads decay the arenas' free pages (`pages::purge`, `Mode::Decay`); thread
+//! Contract: with option `background_thread` (default true) `max_background_threads`
+//! (default 1; at most one per arena) threads decay the arenas' free pages (`pages::purge`, `Mode::Decay`); thread
 //! `k` of `n` looks after the arenas whose index is `k` modulo `n`. Each sleeps on its futex
 //! (`pages::decay::purgers`) until the earliest decay deadline of its arenas, and with no
 //! free page left to decay, until woken: no periodic wake-ups in an idle program with nothing
@@ -208,7 +208,8 @@ pub fn set_max_threads(n: usize) -> Result<(), i32> {
 /// Creates the threads (the caller won `STARTING`); false, with none left running, if one
 /// cannot be created.
 fn spawn_all() -> bool {
-    let n = max_threads().min(arena::MAX_ARENAS);
+    // More threads than arenas would have nothing to do.
+    let n = max_threads().min(arena::narenas().max(arena::all().count()));
     for (k, slot) in purgers::SLOTS.iter().enumerate().take(n) {
         slot.sleep_until.store(0, SeqCst);
         // Published before the threads run: they and the slow paths divide the arenas by it.
@@ -244,7 +245,12 @@ fn spawn(k: usize) -> Option<libc::pthread_t> {
         let rc = libc::pthread_create(&mut t, &attr, run, k as *mut libc::c_void);
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
         libc::pthread_attr_destroy(&mut attr);
-        (rc == 0).then_some(t)
+        if rc != 0 {
+            return None;
+        }
+        // Named before anyone can look (a write to its /proc comm file; no allocation).
+        libc::pthread_setname_np(t, c"oxmalloc_bg".as_ptr());
+        Some(t)
     }
 }
 
@@ -271,8 +277,6 @@ fn join_first(n: usize) {
 /// A purge thread: `arg` is its index.
 extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
     let k = arg as usize;
-    // SAFETY: names the calling thread; the name is a NUL-terminated static.
-    unsafe { libc::prctl(libc::PR_SET_NAME, c"oxmalloc_bg".as_ptr()) };
     let slot = &purgers::SLOTS[k];
     loop {
         slot.sleep_until.store(0, SeqCst);

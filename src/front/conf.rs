@@ -25,7 +25,7 @@
 //! go into the atomics below and the modules' own before READY is published.
 
 use crate::foundation::sys;
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicIsize, AtomicU8, Ordering::Relaxed};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ZeroRealloc {
@@ -81,12 +81,14 @@ fn parse_usize(v: &[u8]) -> Option<usize> {
     Some(n)
 }
 
-/// A decay time: -1, or 0 up to jemalloc's limit (`NSTIME_SEC_MAX` seconds in ms).
+/// The longest decay time, jemalloc's (`NSTIME_SEC_MAX` seconds in ms).
+const MAX_DECAY_MS: usize = (u64::MAX / 1_000_000_000) as usize * 1000;
+
+/// A decay time: -1, or 0 up to `MAX_DECAY_MS`.
 fn parse_decay_ms(v: &[u8]) -> Option<isize> {
-    const MAX_MS: usize = (u64::MAX / 1_000_000_000) as usize * 1000;
     match v {
         b"-1" => Some(-1),
-        _ => parse_usize(v).filter(|&n| n <= MAX_MS).map(|n| n as isize),
+        _ => parse_usize(v).filter(|&n| n <= MAX_DECAY_MS).map(|n| n as isize),
     }
 }
 
@@ -155,6 +157,18 @@ static ZERO_REALLOC: AtomicU8 = AtomicU8::new(ZeroRealloc::Free as u8);
 static JUNK_ALLOC: AtomicBool = AtomicBool::new(false);
 static JUNK_FREE: AtomicBool = AtomicBool::new(false);
 static STATS_PRINT: AtomicBool = AtomicBool::new(false);
+static DIRTY_DECAY_MS: AtomicIsize = AtomicIsize::new(crate::pages::decay::DEFAULT_DIRTY_MS);
+static MUZZY_DECAY_MS: AtomicIsize = AtomicIsize::new(crate::pages::decay::DEFAULT_MUZZY_MS);
+
+/// `opt.dirty_decay_ms`, `opt.muzzy_decay_ms`.
+pub fn decay_ms() -> (isize, isize) {
+    (DIRTY_DECAY_MS.load(Relaxed), MUZZY_DECAY_MS.load(Relaxed))
+}
+
+/// Whether `ms` is a decay time jemalloc accepts (`parse_decay_ms`'s range).
+pub fn decay_ms_valid(ms: isize) -> bool {
+    ms == -1 || (ms >= 0 && ms as usize <= MAX_DECAY_MS)
+}
 
 pub fn abort_conf() -> bool {
     ABORT_CONF.load(Relaxed)
@@ -233,6 +247,8 @@ pub fn load() {
     crate::objects::arena::set_narenas(c.narenas.unwrap_or_else(crate::objects::arena::default_narenas));
     let dirty_ms = c.dirty_decay_ms.unwrap_or(crate::pages::decay::DEFAULT_DIRTY_MS);
     let muzzy_ms = c.muzzy_decay_ms.unwrap_or(crate::pages::decay::DEFAULT_MUZZY_MS);
+    DIRTY_DECAY_MS.store(dirty_ms, Relaxed);
+    MUZZY_DECAY_MS.store(muzzy_ms, Relaxed);
     crate::pages::decay::set_arena_defaults(dirty_ms, muzzy_ms);
     // Arena 0 is a static, made with the built-in defaults.
     crate::objects::arena::get(0).pac.set_decay_ms(Some(dirty_ms), Some(muzzy_ms));

@@ -238,6 +238,11 @@ impl PacInner {
         }
     }
 
+    /// The (dirty, muzzy) decay times.
+    pub fn decay_ms(&self) -> (isize, isize) {
+        (self.decay_dirty.ms(), self.decay_muzzy.ms())
+    }
+
     /// Pages in the dirty / muzzy / retained sets.
     pub fn free_pages(&self) -> (usize, usize, usize) {
         (self.dirty.npages, self.muzzy.npages, self.retained.npages)

@@ -123,12 +123,6 @@ impl Pac {
             g.decay_muzzy.set_ms(ms, n);
         }
     }
-
-    /// The (dirty, muzzy) decay times.
-    pub fn decay_ms(&self) -> (isize, isize) {
-        let g = self.lock();
-        (g.decay_dirty.ms(), g.decay_muzzy.ms())
-    }
 }
 
 /// Takes the oldest extent of set `from` out for purging, or its newest `*owe` pages when it

@@ -147,7 +147,7 @@ static ROOT: Node = Node::Dir(&[
     ("version", leaf!(|_, r| r.ro(c"5.3.0-0-oxmalloc-0.1.0".as_ptr()))),
     ("epoch", leaf!(epoch)),
     ("background_thread", leaf!(background_thread)),
-    ("max_background_threads", leaf!(|_, r| r.ro(0usize))),
+    ("max_background_threads", leaf!(max_background_threads)),
     ("thread", Node::Dir(&THREAD)),
     ("config", Node::Dir(&CONFIG)),
     ("opt", Node::Dir(&OPT)),
@@ -211,10 +211,10 @@ static OPT: [(&str, Node); 37] = [
     ("percpu_arena", leaf!(|_, r| r.ro(c"disabled".as_ptr()))),
     ("oversize_threshold", leaf!(|_, r| r.ro(0usize))),
     ("mutex_max_spin", leaf!(|_, r| r.ro(100i64))),
-    ("background_thread", leaf!(|_, r| r.ro(false))),
-    ("max_background_threads", leaf!(|_, r| r.ro(0usize))),
-    ("dirty_decay_ms", leaf!(|_, r| r.ro(-1isize))),
-    ("muzzy_decay_ms", leaf!(|_, r| r.ro(0isize))),
+    ("background_thread", leaf!(|_, r| r.ro(crate::front::background::opt_enabled()))),
+    ("max_background_threads", leaf!(|_, r| r.ro(crate::front::background::opt_max_threads()))),
+    ("dirty_decay_ms", leaf!(|_, r| r.ro(crate::front::conf::decay_ms().0))),
+    ("muzzy_decay_ms", leaf!(|_, r| r.ro(crate::front::conf::decay_ms().1))),
     ("stats_print", leaf!(|_, r| r.ro(crate::front::conf::stats_print()))),
     ("stats_print_opts", leaf!(|_, r| r.ro(c"".as_ptr()))),
     ("stats_interval", leaf!(|_, r| r.ro(-1i64))),
@@ -233,22 +233,22 @@ static OPT: [(&str, Node); 37] = [
 
 static ARENA_I: Node = Node::Dir(&[
     ("initialized", leaf!(|i, r| r.ro(arena::try_get(i.get(0)).is_some() || i.get(0) == ALL))),
-    ("decay", leaf!(arena_purge)),
+    ("decay", leaf!(arena_decay)),
     ("purge", leaf!(arena_purge)),
     ("reset", Node::Gap),
     ("destroy", Node::Gap),
     ("dss", leaf!(|_, r| r.ro(c"disabled".as_ptr()))),
     ("oversize_threshold", Node::Gap),
-    ("dirty_decay_ms", leaf!(|_, r| r.ro(-1isize))),
-    ("muzzy_decay_ms", leaf!(|_, r| r.ro(0isize))),
+    ("dirty_decay_ms", leaf!(|i, r| arena_decay_ms(i, r, true))),
+    ("muzzy_decay_ms", leaf!(|i, r| arena_decay_ms(i, r, false))),
     ("extent_hooks", Node::Gap),
     ("retain_grow_limit", Node::Gap),
 ]);
 
 static ARENAS: [(&str, Node); 13] = [
     ("narenas", leaf!(|_, r| r.ro(narenas_total() as u32))),
-    ("dirty_decay_ms", leaf!(|_, r| r.ro(-1isize))),
-    ("muzzy_decay_ms", leaf!(|_, r| r.ro(0isize))),
+    ("dirty_decay_ms", leaf!(|_, r| arenas_decay_ms(r, true))),
+    ("muzzy_decay_ms", leaf!(|_, r| arenas_decay_ms(r, false))),
     ("quantum", leaf!(|_, r| r.ro(16usize))),
     ("page", leaf!(|_, r| r.ro(PAGE))),
     ("tcache_max", leaf!(|_, r| r.ro(crate::tcache::max()))),
@@ -289,7 +289,11 @@ static STATS: [(&str, Node); 11] = [
     ("resident", leaf!(|_, r| r.ro(stats::global().resident))),
     ("mapped", leaf!(|_, r| r.ro(stats::global().mapped))),
     ("retained", leaf!(|_, r| r.ro(stats::global().retained))),
-    ("background_thread", Node::Gap),
+    ("background_thread", Node::Dir(&[
+        ("num_threads", leaf!(|_, r| r.ro(crate::front::background::num_threads()))),
+        ("num_runs", leaf!(|_, r| r.ro(crate::front::background::run_stats().0))),
+        ("run_interval", leaf!(|_, r| r.ro(crate::front::background::run_stats().1))),
+    ])),
     ("mutexes", Node::Gap),
     ("arenas", Node::Index(Kind::StatsArena, &STATS_ARENA_I)),
     ("zero_reallocs", Node::Gap),
@@ -306,20 +310,20 @@ static STATS_ARENA_I: Node = Node::Dir(&[
     ("nthreads", leaf!(|i, r| r.ro(arena_stats(i).nthreads))),
     ("uptime", Node::Gap),
     ("dss", leaf!(|_, r| r.ro(c"disabled".as_ptr()))),
-    ("dirty_decay_ms", leaf!(|_, r| r.ro(-1isize))),
-    ("muzzy_decay_ms", leaf!(|_, r| r.ro(0isize))),
+    ("dirty_decay_ms", leaf!(|i, r| r.ro(arena_stats(i).dirty_decay_ms))),
+    ("muzzy_decay_ms", leaf!(|i, r| r.ro(arena_stats(i).muzzy_decay_ms))),
     ("pactive", leaf!(|i, r| r.ro(arena_stats(i).pactive))),
     ("pdirty", leaf!(|i, r| r.ro(arena_stats(i).pdirty))),
     ("pmuzzy", leaf!(|i, r| r.ro(arena_stats(i).pmuzzy))),
     ("mapped", leaf!(|i, r| r.ro(arena_stats(i).mapped()))),
     ("retained", leaf!(|i, r| r.ro(arena_stats(i).pretained * PAGE))),
     ("extent_avail", Node::Gap),
-    ("dirty_npurge", Node::Gap),
-    ("dirty_nmadvise", Node::Gap),
-    ("dirty_purged", Node::Gap),
-    ("muzzy_npurge", Node::Gap),
-    ("muzzy_nmadvise", Node::Gap),
-    ("muzzy_purged", Node::Gap),
+    ("dirty_npurge", leaf!(|i, r| r.ro(arena_stats(i).purged[0].npurge))),
+    ("dirty_nmadvise", leaf!(|i, r| r.ro(arena_stats(i).purged[0].nmadvise))),
+    ("dirty_purged", leaf!(|i, r| r.ro(arena_stats(i).purged[0].purged))),
+    ("muzzy_npurge", leaf!(|i, r| r.ro(arena_stats(i).purged[1].npurge))),
+    ("muzzy_nmadvise", leaf!(|i, r| r.ro(arena_stats(i).purged[1].nmadvise))),
+    ("muzzy_purged", leaf!(|i, r| r.ro(arena_stats(i).purged[1].purged))),
     ("base", Node::Gap),
     ("internal", Node::Gap),
     ("metadata_thp", Node::Gap),
@@ -379,15 +383,73 @@ fn epoch(_: &Idx, r: &Req) -> R {
     r.read(EPOCH.load(Ordering::Relaxed))
 }
 
-/// No background purging thread exists yet: reads false; writing false succeeds; writing
-/// true fails with EFAULT (jemalloc's answer when the thread cannot be created).
+/// `background_thread`: true starts the purge threads, false stops and joins them (the new
+/// value's size is checked first, then the old value is read, then the change is made, as
+/// jemalloc does); EFAULT when they cannot be started.
 fn background_thread(_: &Idx, r: &Req) -> R {
-    if let Some(on) = r.write::<bool>()? {
-        if on {
-            return Err(EFAULT);
+    let new = r.write::<bool>()?;
+    r.read(crate::front::background::enabled())?;
+    match new {
+        Some(on) => crate::front::background::set_enabled(on).map_err(|_| EFAULT),
+        None => Ok(()),
+    }
+}
+
+/// `max_background_threads`: 1 up to the option's value (else EINVAL); running threads are
+/// restarted with the new count.
+fn max_background_threads(_: &Idx, r: &Req) -> R {
+    let new = r.write::<usize>()?;
+    r.read(crate::front::background::max_threads())?;
+    match new {
+        Some(n) => crate::front::background::set_max_threads(n),
+        None => Ok(()),
+    }
+}
+
+/// The arenas `arena.<i>.*` names: arena i, or every arena for 4096 and `arenas.narenas`.
+fn arenas_named(i: &Idx) -> impl Iterator<Item = &'static arena::Arena> {
+    let which = i.get(0);
+    let all = which == ALL || which == narenas_total();
+    arena::all().filter(move |a| all || a.id as usize == which)
+}
+
+/// `arena.<i>.dirty_decay_ms` / `.muzzy_decay_ms` (ssize_t): the arena's decay time (for all
+/// arenas: the default for new ones). A write (-1 up to jemalloc's limit, else EINVAL) sets
+/// it for the arena or every arena, which makes what their sets hold fully decayed: it is
+/// purged at once (unless -1).
+fn arena_decay_ms(i: &Idx, r: &Req, dirty: bool) -> R {
+    let pick = |(d, m): (isize, isize)| if dirty { d } else { m };
+    let cur = match arena::try_get(i.get(0)) {
+        Some(a) => pick(a.pac.lock().decay_ms()),
+        None => pick(crate::pages::decay::arena_defaults()),
+    };
+    r.read(cur)?;
+    if let Some(ms) = r.write::<isize>()? {
+        if !crate::front::conf::decay_ms_valid(ms) {
+            return Err(EINVAL);
+        }
+        let (d, m) = if dirty { (Some(ms), None) } else { (None, Some(ms)) };
+        for a in arenas_named(i) {
+            a.pac.set_decay_ms(d, m);
+            a.pac.purge(crate::pages::decay::now_ns(), crate::pages::purge::Mode::Decay);
         }
     }
-    r.read(false)
+    Ok(())
+}
+
+/// `arenas.dirty_decay_ms` / `.muzzy_decay_ms` (ssize_t): the decay times new arenas start
+/// with.
+fn arenas_decay_ms(r: &Req, dirty: bool) -> R {
+    let (d, m) = crate::pages::decay::arena_defaults();
+    r.read(if dirty { d } else { m })?;
+    if let Some(ms) = r.write::<isize>()? {
+        if !crate::front::conf::decay_ms_valid(ms) {
+            return Err(EINVAL);
+        }
+        let (d, m) = if dirty { (ms, m) } else { (d, ms) };
+        crate::pages::decay::set_arena_defaults(d, m);
+    }
+    Ok(())
 }
 
 fn tcache_stat(f: impl Fn(&tcache::Tcache) -> u64) -> u64 {
@@ -457,16 +519,22 @@ fn tcache_flush(_: &Idx, r: &Req) -> R {
     }
 }
 
-/// `arena.<i>.purge` / `.decay`: returns empty slabs and purges every dirty page of arena i
+/// `arena.<i>.purge`: returns empty slabs and purges every dirty and muzzy page of arena i
 /// (all arenas for 4096 or `arenas.narenas`), after flushing the caller's thread cache.
 fn arena_purge(i: &Idx, r: &Req) -> R {
     r.void()?;
     crate::front::alloc::tcache_flush();
-    let which = i.get(0);
-    for a in arena::all() {
-        if which == ALL || which == narenas_total() || a.id as usize == which {
-            crate::front::alloc::purge_arena(a);
-        }
+    for a in arenas_named(i) {
+        crate::front::alloc::purge_arena(a);
+    }
+    Ok(())
+}
+
+/// `arena.<i>.decay`: purges what decay owes now in arena i (or all).
+fn arena_decay(i: &Idx, r: &Req) -> R {
+    r.void()?;
+    for a in arenas_named(i) {
+        a.pac.purge(crate::pages::decay::now_ns(), crate::pages::purge::Mode::Decay);
     }
     Ok(())
 }

@@ -76,6 +76,26 @@ impl Out {
         self.n(v)
     }
 
+    /// A signed value (decay times: -1 is "never").
+    fn i(&mut self, v: isize) -> &mut Self {
+        if v < 0 {
+            self.s("-");
+        }
+        self.n(v.unsigned_abs() as u64)
+    }
+
+    /// A signed value right-aligned in `w` columns.
+    fn icol(&mut self, v: isize, w: usize) -> &mut Self {
+        if v < 0 {
+            let digits = v.unsigned_abs().checked_ilog10().unwrap_or(0) as usize + 2;
+            for _ in digits..w {
+                self.s(" ");
+            }
+            return self.i(v);
+        }
+        self.col(v as u64, w)
+    }
+
     fn b(&mut self, v: bool) -> &mut Self {
         self.s(if v { "true" } else { "false" })
     }
@@ -129,6 +149,14 @@ fn text(w: &mut Out, o: &Opts) {
         w.s("  opt.junk: \"").s(crate::front::conf::junk_name().to_str().unwrap_or("")).s("\"\n");
         w.s("  opt.stats_print: ").b(crate::front::conf::stats_print()).s("\n");
         w.s("  opt.abort_conf: ").b(crate::front::conf::abort_conf()).s("\n");
+        let (od, om) = crate::front::conf::decay_ms();
+        let (ad, am) = crate::pages::decay::arena_defaults();
+        w.s("  opt.background_thread: ").b(crate::front::background::opt_enabled());
+        w.s(" (background_thread: ").b(crate::front::background::enabled()).s(")\n");
+        w.s("  opt.max_background_threads: ").n(crate::front::background::opt_max_threads() as u64);
+        w.s(" (max_background_threads: ").n(crate::front::background::max_threads() as u64).s(")\n");
+        w.s("  opt.dirty_decay_ms: ").i(od).s(" (arenas.dirty_decay_ms: ").i(ad).s(")\n");
+        w.s("  opt.muzzy_decay_ms: ").i(om).s(" (arenas.muzzy_decay_ms: ").i(am).s(")\n");
         w.s("Arenas: ").n(arena::narenas().max(arena::all().count()) as u64).s("\n");
         w.s("Quantum size: 16\nPage size: ").n(PAGE as u64).s("\n");
         w.s("Maximum thread-cached size class: ").n(crate::tcache::max() as u64).s("\n");
@@ -139,6 +167,9 @@ fn text(w: &mut Out, o: &Opts) {
     w.s("Allocated: ").n(g.allocated as u64).s(", active: ").n(g.active as u64);
     w.s(", metadata: ").n(g.metadata as u64).s(" (n_thp 0), resident: ").n(g.resident as u64);
     w.s(", mapped: ").n(g.mapped as u64).s(", retained: ").n(g.retained as u64).s("\n");
+    let (runs, interval) = crate::front::background::run_stats();
+    w.s("Background threads: ").n(crate::front::background::num_threads() as u64);
+    w.s(", num_runs: ").n(runs).s(", run_interval: ").n(interval).s(" ns\n");
     if o.merged && arena::all().count() > 1 {
         w.s("Merged arenas stats:\n");
         arena_text(w, o, &stats::merged());
@@ -155,9 +186,10 @@ fn text(w: &mut Out, o: &Opts) {
 fn arena_text(w: &mut Out, o: &Opts, s: &ArenaStats) {
     w.s("assigned threads: ").n(s.nthreads as u64).s("\n");
     w.s("dss allocation precedence: \"disabled\"\n");
-    w.s("decaying:  time       npages\n");
-    w.s("   dirty:   N/A ").col(s.pdirty as u64, 12).s("\n");
-    w.s("   muzzy:   N/A ").col(s.pmuzzy as u64, 12).s("\n");
+    w.s("decaying:  time       npages       sweeps     madvises       purged\n");
+    for (name, ms, pages, p) in [("   dirty:", s.dirty_decay_ms, s.pdirty, &s.purged[0]), ("   muzzy:", s.muzzy_decay_ms, s.pmuzzy, &s.purged[1])] {
+        w.s(name).icol(ms, 6).col(pages as u64, 13).col(p.npurge, 13).col(p.nmadvise, 13).col(p.purged, 13).s("\n");
+    }
     w.s("                            allocated         nmalloc         ndalloc\n");
     w.s("small:                ").col(s.small_allocated as u64, 14).col(s.small_nmalloc, 16).col(s.small_ndalloc, 16).s("\n");
     w.s("large:                ").col(s.large_allocated as u64, 14).s("\n");
@@ -203,7 +235,11 @@ fn json(w: &mut Out, o: &Opts) {
         w.s("},\"opt\":{\"narenas\":").n(arena::narenas() as u64);
         w.s(",\"tcache\":").b(tcache::enabled());
         w.s(",\"tcache_max\":").n(crate::tcache::max() as u64);
-        w.s(",\"abort_conf\":").b(crate::front::conf::abort_conf()).s("},");
+        w.s(",\"abort_conf\":").b(crate::front::conf::abort_conf());
+        w.s(",\"background_thread\":").b(crate::front::background::opt_enabled());
+        w.s(",\"max_background_threads\":").n(crate::front::background::opt_max_threads() as u64);
+        let (od, om) = crate::front::conf::decay_ms();
+        w.s(",\"dirty_decay_ms\":").i(od).s(",\"muzzy_decay_ms\":").i(om).s("},");
         w.s("\"arenas\":{\"narenas\":").n(arena::all().count() as u64);
         w.s(",\"quantum\":16,\"page\":").n(PAGE as u64);
         w.s(",\"tcache_max\":").n(crate::tcache::max() as u64);
@@ -219,6 +255,9 @@ fn json(w: &mut Out, o: &Opts) {
     w.s("\"stats\":{\"allocated\":").n(g.allocated as u64).s(",\"active\":").n(g.active as u64);
     w.s(",\"metadata\":").n(g.metadata as u64).s(",\"metadata_thp\":0,\"resident\":").n(g.resident as u64);
     w.s(",\"mapped\":").n(g.mapped as u64).s(",\"retained\":").n(g.retained as u64);
+    let (runs, interval) = crate::front::background::run_stats();
+    w.s(",\"background_thread\":{\"num_threads\":").n(crate::front::background::num_threads() as u64);
+    w.s(",\"num_runs\":").n(runs).s(",\"run_interval\":").n(interval).s("}");
     w.s(",\"arenas\":{");
     let mut first = true;
     if o.merged && arena::all().count() > 1 {
@@ -240,6 +279,12 @@ fn arena_json(w: &mut Out, o: &Opts, s: &ArenaStats) {
     w.s("{\"nthreads\":").n(s.nthreads as u64).s(",\"dss\":\"disabled\"");
     w.s(",\"pactive\":").n(s.pactive as u64).s(",\"pdirty\":").n(s.pdirty as u64);
     w.s(",\"pmuzzy\":").n(s.pmuzzy as u64);
+    w.s(",\"dirty_decay_ms\":").i(s.dirty_decay_ms).s(",\"muzzy_decay_ms\":").i(s.muzzy_decay_ms);
+    for (name, p) in [("dirty", &s.purged[0]), ("muzzy", &s.purged[1])] {
+        w.s(",\"").s(name).s("_npurge\":").n(p.npurge);
+        w.s(",\"").s(name).s("_nmadvise\":").n(p.nmadvise);
+        w.s(",\"").s(name).s("_purged\":").n(p.purged);
+    }
     w.s(",\"mapped\":").n(s.mapped() as u64);
     w.s(",\"retained\":").n((s.pretained * PAGE) as u64);
     w.s(",\"small\":{\"allocated\":").n(s.small_allocated as u64).s(",\"nmalloc\":").n(s.small_nmalloc);

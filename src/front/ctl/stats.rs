@@ -14,6 +14,7 @@
 
 use crate::objects::arena::{self, Arena};
 use crate::metadata::base::BASE;
+use crate::pages::pac::PurgeStats;
 use crate::metadata::size_class::{bin_size, NBINS, SLAB_PAGES};
 use crate::foundation::util::PAGE;
 
@@ -29,6 +30,11 @@ pub struct BinStats {
 #[derive(Clone, Copy)]
 pub struct ArenaStats {
     pub nthreads: u32,
+    /// Decay times (merged: the defaults for new arenas).
+    pub dirty_decay_ms: isize,
+    pub muzzy_decay_ms: isize,
+    /// Purges of the dirty and the muzzy set.
+    pub purged: [PurgeStats; 2],
     pub pactive: usize,
     pub pdirty: usize,
     pub pmuzzy: usize,
@@ -54,6 +60,9 @@ impl ArenaStats {
     const fn zero() -> Self {
         ArenaStats {
             nthreads: 0,
+            dirty_decay_ms: 0,
+            muzzy_decay_ms: 0,
+            purged: [PurgeStats { npurge: 0, nmadvise: 0, purged: 0 }; 2],
             pactive: 0,
             pdirty: 0,
             pmuzzy: 0,
@@ -68,6 +77,11 @@ impl ArenaStats {
 
     fn add(&mut self, o: &ArenaStats) {
         self.nthreads += o.nthreads;
+        for (p, op) in self.purged.iter_mut().zip(o.purged.iter()) {
+            p.npurge += op.npurge;
+            p.nmadvise += op.nmadvise;
+            p.purged += op.purged;
+        }
         self.pactive += o.pactive;
         self.pdirty += o.pdirty;
         self.pmuzzy += o.pmuzzy;
@@ -106,6 +120,8 @@ pub fn arena(a: &Arena) -> ArenaStats {
         s.small_ndalloc += g.ndalloc;
     }
     let g = a.pac.lock();
+    (s.dirty_decay_ms, s.muzzy_decay_ms) = g.decay_ms();
+    s.purged = g.purged;
     s.pactive = g.active_pages;
     (s.pdirty, s.pmuzzy, s.pretained) = g.free_pages();
     // Slabs counted under the bin locks may have changed since; clamp rather than underflow.
@@ -116,6 +132,7 @@ pub fn arena(a: &Arena) -> ArenaStats {
 /// Every arena merged (index 4096).
 pub fn merged() -> ArenaStats {
     let mut m = ArenaStats::zero();
+    (m.dirty_decay_ms, m.muzzy_decay_ms) = crate::pages::decay::arena_defaults();
     for a in arena::all() {
         m.add(&arena(a));
     }
