@@ -14,8 +14,8 @@
 #
 # Env knobs: OXMALLOC_LIB (library path), EXPECT_LIB_NAME (substring the binding target's file
 # name must contain; default liboxmalloc), KEEP_TMP=1 (keep the temp folder for inspection),
-# ONLY="python cxx ..." (run only these checks; the names: python cxx cxx_bad_alloc redis sqlite
-# git perl cpython), CPYTHON_TESTS="test_dict ..." (the CPython test modules `cpython` runs).
+# ONLY="python cxx ..." (run only these checks; the names: python cxx cxx_bad_alloc redis idle
+# sqlite git perl cpython), CPYTHON_TESTS="test_dict ..." (the CPython test modules `cpython` runs).
 #
 # Prints PASS name / FAIL name: reason per check and ends with "N passed, N failed".
 set -u
@@ -341,7 +341,23 @@ check_redis() {
     "${cli[@]}" memory stats >/dev/null 2>>"$d/cli.err"
     if [ "$("${cli[@]}" ping 2>>"$d/cli.err")" != PONG ]; then REASON="server stopped answering after MEMORY PURGE/STATS"; return 1; fi
     "${cli[@]}" flushall >/dev/null 2>>"$d/cli.err"
-    REDIS_NOTE="allocated $((al / 1048576)) MiB <= active $((ac / 1048576)) <= resident $((re / 1048576)); RSS after deleting all and MEMORY PURGE: $((rss0 / 1024)) -> $((rss1 / 1024)) MiB"
+    # Redis writes background_thread true at start (jemalloc-bg-thread yes): the purge thread
+    # runs. Filled again, then FLUSHALL ASYNC (which does not purge by itself): RSS must fall
+    # to half or less within 15 s with nobody asking.
+    if ! grep -q -x oxmalloc_bg /proc/$REDIS_PID/task/*/comm 2>/dev/null; then
+        REASON="no oxmalloc_bg thread in redis-server after it enabled background_thread"; return 1
+    fi
+    "${cli[@]}" eval "for i=0,99999 do redis.call('set','key:'..i,string.rep('v',500)) end return 1" 0 >/dev/null 2>>"$d/cli.err"
+    local rss2 rss3 waited=0
+    rss2=$(awk '/^VmRSS/ {print $2}' /proc/$REDIS_PID/status)
+    "${cli[@]}" flushall async >/dev/null 2>>"$d/cli.err"
+    while [ $waited -lt 150 ]; do
+        sleep 0.1; waited=$((waited + 1))
+        rss3=$(awk '/^VmRSS/ {print $2}' /proc/$REDIS_PID/status)
+        [ $((rss3 * 2)) -le "$rss2" ] && break
+    done
+    if ! [ $((rss3 * 2)) -le "$rss2" ]; then REASON="RSS did not halve within 15 s of FLUSHALL ASYNC: ${rss2} kB -> ${rss3} kB"; return 1; fi
+    REDIS_NOTE="allocated $((al / 1048576)) MiB <= active $((ac / 1048576)) <= resident $((re / 1048576)); RSS after deleting all and MEMORY PURGE: $((rss0 / 1024)) -> $((rss1 / 1024)) MiB; after FLUSHALL ASYNC, by itself: $((rss2 / 1024)) -> $((rss3 / 1024)) MiB in $((waited / 10)).$((waited % 10)) s"
 
     DETAIL=$d/server.log
     "${cli[@]}" shutdown nosave >/dev/null 2>&1
@@ -357,6 +373,54 @@ check_redis() {
     fi
     check_bindings "$d" malloc free calloc realloc malloc_usable_size mallctl nallocx malloc_stats_print || return 1
     REASON="$REDIS_NOTE"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Memory goes back by itself: small programs never get a purge thread (the statistics printed
+# at exit say how many ran), and python3 that builds and drops a big structure and then
+# sleeps sees its RSS fall without any call.
+check_idle() {
+    local d=$TMP/idle
+    mkdir -p "$d"
+    local cmd
+    for cmd in "/bin/true" "git -C $ROOT status --short" "python3 -c pass" "perl -e 1"; do
+        DETAIL=$d/err
+        # shellcheck disable=SC2086
+        PYTHONMALLOC=malloc OXMALLOC_CONF=stats_print:true LD_PRELOAD=$LIB timeout -k 5 60 $cmd >"$d/out" 2>"$d/err"
+        if ! grep -q "^Background threads: 0," "$d/err"; then
+            REASON="'$cmd' got a purge thread or printed no statistics ($(grep -m1 '^Background threads' "$d/err"))"; return 1
+        fi
+    done
+    cat >"$d/idle.py" <<'PY'
+import os, time
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+base = rss()
+x = [str(i) * 20 for i in range(2000000)]
+d = {i: [i] * 10 for i in range(300000)}
+peak = rss()
+del x, d
+t0 = time.time()
+while time.time() - t0 < 14:
+    time.sleep(0.2)
+    if rss() - base < (peak - base) / 4:
+        break
+with open("/proc/self/status") as f:
+    threads = [l.split()[1] for l in f if l.startswith("Threads:")][0]
+print(base, peak, rss(), round(time.time() - t0, 1), threads)
+PY
+    DETAIL=$d/err
+    run_preloaded "$d" 60 env PYTHONMALLOC=malloc /usr/bin/python3 "$d/idle.py"
+    local rc=$?
+    if [ $rc -ne 0 ]; then REASON="idle.py: $(rc_text $rc)"; return 1; fi
+    local base peak after secs threads
+    read -r base peak after secs threads <"$d/out"
+    if ! [ $(((after - base) * 4)) -lt $((peak - base)) ]; then
+        REASON="python3's RSS did not fall by itself: base ${base} kB, peak ${peak} kB, ${after} kB after ${secs} s"; return 1
+    fi
+    check_bindings "$d" malloc free || return 1
+    REASON="no thread for true, git status, python3 -c pass, perl -e 1; idle python3 RSS $((peak / 1024)) -> $((after / 1024)) MiB in ${secs} s by itself, ${threads} threads"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -576,7 +640,7 @@ if [ ! -f "$LIB" ]; then
 fi
 LIB=$(readlink -f "$LIB")
 
-for name in python cxx cxx_bad_alloc redis sqlite git perl cpython; do
+for name in python cxx cxx_bad_alloc redis idle sqlite git perl cpython; do
     want "$name" || continue
     REASON=""
     DETAIL=""
