@@ -5,13 +5,15 @@
 #   target/bench/results.csv   every run (raw)
 #   target/bench/summary.csv   medians per (workload, param, allocator) + ratio to jemalloc
 #   target/bench/chart.svg     ratio to jemalloc per workload and allocator (log scale)
-#   target/bench/targets.txt   issue 3's targets checked against the medians (bench_targets.py)
+#   target/bench/idle.svg      RSS over time of the idle workload, one curve per allocator
+#   target/bench/targets.txt   the targets checked against the medians (bench_targets.py)
 # and prints one table per workload, then the targets.
 #
 # Knobs (environment):
 #   RUNS=3                 rounds (every workload x param x allocator once per round)
 #   ALLOCATORS="oxmalloc glibc jemalloc mimalloc tcmalloc"
-#   ONLY="pairs batch larson prodcons realloc threadchurn drift"   workload subset
+#   ONLY="pairs batch larson prodcons realloc threadchurn drift idle refault"   workload subset
+#   MEM_RUNS=1             rounds that run idle and refault (each run idles 15-20 s)
 #   QUICK=1                ~1/4 of the timed work per run (whole suite < 2 min on 2 cores)
 #   OXMALLOC_LIB=target/release/liboxmalloc.so
 #   BENCH_OUT=target/bench output folder; CC=gcc
@@ -22,7 +24,8 @@ ROOT=$PWD
 RUNS=${RUNS:-3}
 QUICK=${QUICK:-0}
 ALLOCATORS=${ALLOCATORS:-"oxmalloc glibc jemalloc mimalloc tcmalloc"}
-ONLY=${ONLY:-"pairs batch larson prodcons realloc threadchurn drift"}
+ONLY=${ONLY:-"pairs batch larson prodcons realloc threadchurn drift idle refault"}
+MEM_RUNS=${MEM_RUNS:-1}
 OXMALLOC_LIB=${OXMALLOC_LIB:-$ROOT/target/release/liboxmalloc.so}
 OUT=${BENCH_OUT:-$ROOT/target/bench}
 CC=${CC:-gcc}
@@ -54,6 +57,8 @@ params_of() {
         realloc) echo "step double" ;;
         threadchurn) if [ "$QUICK" = 1 ]; then echo 500; else echo 2000; fi ;;
         drift) echo "40000" ;;
+        idle) echo "mixed large" ;;
+        refault) if [ "$QUICK" = 1 ]; then echo 500; else echo 2000; fi ;;
         *) echo "unknown workload: $1" >&2; return 1 ;;
     esac
 }
@@ -95,7 +100,7 @@ for w in $ONLY; do
     src=bench/workloads/$w.c
     [ -f "$src" ] || { echo "bench: no workload $w ($src)" >&2; exit 2; }
     if [ ! -x "$OUT/bin/$w" ] || [ "$src" -nt "$OUT/bin/$w" ] || [ bench/workloads/common.h -nt "$OUT/bin/$w" ]; then
-        $CC -O2 -g -Wall -pthread -o "$OUT/bin/$w" "$src" -ldl || { echo "bench: build of $w failed" >&2; exit 2; }
+        $CC -O2 -g -Wall -pthread -o "$OUT/bin/$w" "$src" -ldl -lm || { echo "bench: build of $w failed" >&2; exit 2; }
     fi
 done
 
@@ -108,8 +113,10 @@ n=${#alist[@]}
 failures=0
 start=$(date +%s)
 echo "bench: allocators:$active; workloads: $ONLY; RUNS=$RUNS QUICK=$QUICK" >&2
+mkdir -p "$OUT/trace"
 for ((r = 1; r <= RUNS; r++)); do
     for w in $ONLY; do
+        case $w in idle|refault) [ "$r" -le "$MEM_RUNS" ] || continue ;; esac
         for p in $(params_of "$w"); do
             for ((i = 0; i < n; i++)); do
                 # rotate the allocator order every round (and per param) to spread drift
@@ -128,6 +135,9 @@ for ((r = 1; r <= RUNS; r++)); do
                     failures=$((failures + 1))
                     echo "bench: $w $p $a: $status $(head -c 300 "$OUT/stderr.tmp")" >&2
                 fi
+                if [ "$w" = idle ] && [ "$status" = ok ]; then
+                    grep '^TRACE ' "$OUT/stderr.tmp" > "$OUT/trace/idle-$p-$a.txt"
+                fi
                 extra=$(sed -e 's/.*peak_rss_kib=[^ ]*//' -e 's/^ *//' -e 's/ rss_over_live=[^ ]*//' -e 's/,/;/g' <<<"$line")
                 echo "$r,$w,$p,$a,$status,$(kv ops_per_sec "$line"),$(kv ns_per_op "$line"),$(kv peak_rss_kib "$line"),$(kv rss_over_live "$line"),$extra" >> "$RESULTS"
                 printf '.' >&2
@@ -139,7 +149,8 @@ done
 rm -f "$OUT/stderr.tmp"
 
 python3 scripts/bench_chart.py "$RESULTS" "$OUT/summary.csv" "$OUT/chart.svg"
+python3 scripts/bench_idle_svg.py "$OUT/trace" "$OUT/idle.svg"
 echo
-python3 scripts/bench_targets.py "$OUT/summary.csv" | tee "$OUT/targets.txt"
-echo "bench: wrote $RESULTS, $OUT/summary.csv, $OUT/chart.svg, $OUT/targets.txt ($(( $(date +%s) - start )) s, $failures failed runs)"
+python3 scripts/bench_targets.py "$OUT/summary.csv" "$OUT/trace" | tee "$OUT/targets.txt"
+echo "bench: wrote $RESULTS, $OUT/summary.csv, $OUT/chart.svg, $OUT/idle.svg, $OUT/targets.txt ($(( $(date +%s) - start )) s, $failures failed runs)"
 [ "$failures" = 0 ]

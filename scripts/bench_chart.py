@@ -7,7 +7,11 @@ usage: bench_chart.py results.csv summary.csv chart.svg
 
 Ratio to jemalloc is a speed ratio: median ops/s of the allocator / median ops/s of jemalloc
 (> 1 = faster than jemalloc). For drift, a second entry compares rss_over_live the same way
-(jemalloc's / the allocator's, so > 1 = less memory than jemalloc).
+(jemalloc's / the allocator's, so > 1 = less memory than jemalloc). The memory workloads report
+other figures: idle the RSS left after idling (end_mib, and t25_s, the seconds until RSS fell
+under a quarter of its peak; ratio = jemalloc's end RSS / the allocator's, > 1 = less left),
+refault the seconds of its replacement loop (loop_s; ratio = jemalloc's / the allocator's,
+> 1 = faster) and the RSS left after it idles (end_mib).
 """
 import csv
 import math
@@ -17,13 +21,17 @@ import sys
 ORDER = ["oxmalloc", "glibc", "jemalloc", "mimalloc", "tcmalloc"]
 COLORS = {"oxmalloc": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4",
           "mimalloc": "#2ca02c", "tcmalloc": "#ff7f0e"}
-WORKLOADS = ["pairs", "batch", "larson", "prodcons", "realloc", "threadchurn", "drift"]
+WORKLOADS = ["pairs", "batch", "larson", "prodcons", "realloc", "threadchurn", "drift", "idle", "refault"]
 UNITS = {
     "pairs": ("ns/pair", "ns"), "batch": ("ns per malloc+free", "ns"),
     "larson": ("Mops/s", "mops"), "prodcons": ("Mops/s", "mops"),
     "realloc": ("Mreallocs/s", "mops"), "threadchurn": ("threads/s", "ops"),
     "drift": ("Mops/s", "mops"),
+    "idle": ("MiB left after idling (s to fall under 25 %)", "idle"),
+    "refault": ("s per loop, MiB left after idling", "refault"),
 }
+# Figures of the memory workloads (RESULT extras), medians like the rest.
+EXTRAS = ["end_mib", "t25_s", "loop_s", "faults_k"]
 
 
 def fnum(x):
@@ -50,8 +58,16 @@ def load(path):
     return runs
 
 
+def extra(row, key):
+    for kv in (row.get("extra") or "").split():
+        k, _, v = kv.partition("=")
+        if k == key:
+            return v
+    return None
+
+
 def med(rows, col):
-    vals = [fnum(r[col]) for r in rows]
+    vals = [fnum(r[col]) if col in r else fnum(extra(r, col)) for r in rows]
     vals = [v for v in vals if v is not None]
     return statistics.median(vals) if vals else None
 
@@ -72,10 +88,16 @@ def summarise(runs):
             "rss": med(rows, "peak_rss_kib"),
             "rol": med(rows, "rss_over_live"),
         }
+        for x in EXTRAS:
+            s[k][x] = med(rows, x)
     for (w, p, a), d in s.items():
         je = s.get((w, p, "jemalloc"))
         d["ratio"] = d["ops"] / je["ops"] if je and je["ops"] and d["ops"] else None
         d["rol_ratio"] = (je["rol"] / d["rol"]) if je and je.get("rol") and d["rol"] else None
+        # The memory workloads: less left / a shorter loop is better.
+        fig = {"idle": "end_mib", "refault": "loop_s"}.get(w)
+        if fig:
+            d["ratio"] = je[fig] / d[fig] if je and je.get(fig) and d.get(fig) else None
     return s
 
 
@@ -96,6 +118,11 @@ def groups(s):
 
 def fmt_val(w, d):
     unit = UNITS.get(w, ("ops/s", "ops"))[1]
+    g = lambda v, f: (f % v) if v is not None else "-"
+    if unit == "idle":
+        return "%s (%s s)" % (g(d.get("end_mib"), "%.1f"), g(d.get("t25_s"), "%.1f"))
+    if unit == "refault":
+        return "%s s, %s" % (g(d.get("loop_s"), "%.2f"), g(d.get("end_mib"), "%.0f"))
     if unit == "ns":
         return "%.1f" % d["ns"] if d["ns"] is not None else "-"
     if d["ops"] is None:
@@ -105,11 +132,11 @@ def fmt_val(w, d):
 
 def print_tables(s):
     allocs = allocators_in(s)
-    cell = 26
     for w in [g for g in dict.fromkeys(w for w, _ in groups(s))]:
+        cell = 32 if w in ("idle", "refault") else 26
         label = UNITS.get(w, ("ops/s",))[0]
         extra = ", rss/live" if w == "drift" else ""
-        print("\n== %s: median %s (x speed vs jemalloc, >1 faster) | peak RSS MiB%s ==" % (w, label, extra))
+        print("\n== %s: median %s (x vs jemalloc, >1 better) | peak RSS MiB%s ==" % (w, label, extra))
         print("%-8s" % "param" + "".join("%*s" % (cell, a) for a in allocs))
         for (ww, p) in groups(s):
             if ww != w:
@@ -132,7 +159,8 @@ def write_summary(s, path):
     with open(path, "w", newline="") as f:
         wr = csv.writer(f)
         wr.writerow(["workload", "param", "allocator", "runs", "median_ops_per_sec", "median_ns_per_op",
-                     "ratio_vs_jemalloc", "median_peak_rss_kib", "median_rss_over_live", "best_ops_per_sec"])
+                     "ratio_vs_jemalloc", "median_peak_rss_kib", "median_rss_over_live", "best_ops_per_sec"]
+                    + ["median_" + x for x in EXTRAS])
         for (w, p) in groups(s):
             for a in allocators_in(s):
                 d = s.get((w, p, a))
@@ -140,7 +168,8 @@ def write_summary(s, path):
                     continue
                 g = lambda v, f="%.4g": (f % v) if v is not None else ""
                 wr.writerow([w, p, a, d["runs"], g(d["ops"], "%.1f"), g(d["ns"], "%.3f"), g(d["ratio"], "%.4f"),
-                             g(d["rss"], "%.0f"), g(d["rol"], "%.4f"), g(d["best_ops"], "%.1f")])
+                             g(d["rss"], "%.0f"), g(d["rol"], "%.4f"), g(d["best_ops"], "%.1f")]
+                            + [g(d.get(x), "%.3f") for x in EXTRAS])
 
 
 def esc(t):
@@ -165,7 +194,8 @@ def write_svg(s, path):
          % (width, height),
          '<rect width="100%" height="100%" fill="white"/>',
          '<text x="%d" y="20" font-size="14">oxmalloc bench: speed relative to jemalloc (log scale; &gt;1 = faster;'
-         ' "drift mem" = jemalloc rss/live / allocator rss/live)</text>' % left]
+         ' "drift mem" = jemalloc rss/live / allocator rss/live; idle = jemalloc RSS left / allocator RSS left)</text>'
+         % left]
     for l2 in range(lo, hi + 1):
         yy = y(l2)
         o.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="%s"/>'

@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
-"""Reads scripts/bench.sh's summary.csv and prints issue 3's targets against it, one line per
+"""Reads scripts/bench.sh's summary.csv and prints the targets against it, one line per
 target and row, so that the README's reading of a table can be rerun. Standard library only.
 
-usage: bench_targets.py summary.csv
+usage: bench_targets.py summary.csv [TRACE_DIR]
 
 Targets (speed = median ops/s; ratios from the medians of one run):
   - every row: oxmalloc >= jemalloc, and >= 0.9 x the faster of mimalloc and tcmalloc;
   - pairs of 16 and 256 B: at most 1.15 x slower than the faster of jemalloc and tcmalloc;
   - batches of 32 KiB: <= 60 ns per malloc+free;
   - drift: RSS/live <= 1.25 and <= jemalloc's;
-  - larson: 2-thread over 1-thread throughput (reported, no bound).
+  - larson: 2-thread over 1-thread throughput (reported, no bound);
+  - idle: the lowest RSS left of the five, reached within dirty_decay_ms + 2 s = 12 s (from
+    the traces in TRACE_DIR: oxmalloc's RSS 12 s after the frees against every other
+    allocator's at the end);
+  - refault: a shorter loop than glibc's and tcmalloc's (and which allocator is fastest),
+    and the RSS left after the loop and its idle phase under a quarter of the peak.
 Each speed ratio is followed by the same ratio from every allocator's best run (highest
 ops/s), in brackets: on a host whose other tenants slow whole runs down now and then (runs
 of one program and allocator then spread over 1.5-2x), the best runs show what the code
@@ -19,6 +24,7 @@ the drifting cache a quarter as long, so its sizes drift four times as fast per 
 replaced, and it ends at a higher RSS/live (1.26 where a full run gives 1.19).
 """
 import csv
+import os
 import sys
 
 
@@ -27,6 +33,9 @@ def load(path):
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
             key = (r["workload"], r["param"], r["allocator"])
+            for x in ("end_mib", "t25_s", "loop_s", "peak_rss_kib"):
+                if r.get("median_" + x):
+                    FIG[(x,) + key] = float(r["median_" + x])
             if r["median_ops_per_sec"]:
                 speed[key] = float(r["median_ops_per_sec"])
             if r.get("best_ops_per_sec"):
@@ -34,6 +43,59 @@ def load(path):
             if r.get("median_rss_over_live"):
                 rss[key] = float(r["median_rss_over_live"])
     return speed, top, rss
+
+
+# (figure, workload, param, allocator) -> median, for the memory workloads.
+FIG = {}
+
+
+def rss_at(trace_dir, param, alloc, t):
+    """RSS (MiB) of the idle trace of (param, alloc) at the first sample at or after t s."""
+    try:
+        with open(os.path.join(trace_dir, "idle-%s-%s.txt" % (param, alloc))) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3 and float(parts[1]) >= t:
+                    return float(parts[2])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def memory_targets(trace_dir):
+    allocs = ("oxmalloc", "glibc", "jemalloc", "mimalloc", "tcmalloc")
+    params = sorted({k[2] for k in FIG if k[0] == "end_mib" and k[1] == "idle"})
+    if params:
+        print("== issue 20 targets (memory given back; medians of this run) ==")
+    for p in params:
+        ends = {a: FIG[("end_mib", "idle", p, a)] for a in allocs if ("end_mib", "idle", p, a) in FIG}
+        if "oxmalloc" not in ends:
+            continue
+        others = {a: v for a, v in ends.items() if a != "oxmalloc"}
+        low = min(others.values()) if others else None
+        line = "idle %s: oxmalloc %.1f MiB left (t25 %.1f s); others " % (p, ends["oxmalloc"], FIG.get(("t25_s", "idle", p, "oxmalloc"), -1))
+        line += ", ".join("%s %.1f" % (a, v) for a, v in others.items())
+        if low is not None:
+            line += "; lowest: %s" % verdict(ends["oxmalloc"] <= low)
+            at12 = rss_at(trace_dir, p, "oxmalloc", 12.0) if trace_dir else None
+            if at12 is not None:
+                line += "; at 12 s %.1f MiB, within dirty_decay_ms + 2 s: %s" % (at12, verdict(at12 <= low))
+        print(line)
+    loops = {a: FIG[("loop_s", "refault", p, a)] for (x, w, p, a) in FIG if x == "loop_s" and w == "refault"}
+    if "oxmalloc" in loops:
+        ox = loops["oxmalloc"]
+        parts = ["refault: oxmalloc %.2f s" % ox]
+        for a in ("glibc", "tcmalloc"):
+            if a in loops:
+                parts.append("vs %s %.2f s: %s" % (a, loops[a], verdict(ox < loops[a])))
+        fastest = min(loops, key=loops.get)
+        parts.append("fastest of the five: %s (%.2f s)" % (fastest, loops[fastest]))
+        end = [v for (x, w, p, a), v in FIG.items() if x == "end_mib" and w == "refault" and a == "oxmalloc"]
+        peak = [v for (x, w, p, a), v in FIG.items() if x == "peak_rss_kib" and w == "refault" and a == "oxmalloc"]
+        if end and peak:
+            parts.append("RSS after the loop and idling %.1f MiB of a %.0f MiB peak: %s"
+                         % (end[0], peak[0] / 1024, verdict(end[0] * 4 <= peak[0] / 1024)))
+        print("; ".join(parts))
 
 
 def best_ratio(top, w, p, other):
@@ -47,15 +109,18 @@ def verdict(ok):
 
 
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
     speed, top, rss = load(sys.argv[1])
+    trace_dir = sys.argv[2] if len(sys.argv) == 3 else None
     rows = []
     for (w, p, a) in speed:
         if a == "oxmalloc" and (w, p) not in rows:
             rows.append((w, p))
     print("== issue 3 targets (oxmalloc; medians of this run) ==")
     for w, p in rows:
+        if w in ("idle", "refault"):
+            continue
         ox = speed[(w, p, "oxmalloc")]
         je = speed.get((w, p, "jemalloc"))
         peers = [(speed[(w, p, a)], a) for a in ("mimalloc", "tcmalloc") if (w, p, a) in speed]
@@ -92,6 +157,7 @@ def main():
     one, two = speed.get(("larson", "1", "oxmalloc")), speed.get(("larson", "2", "oxmalloc"))
     if one and two:
         print(f"larson scaling, 2 threads over 1: {two / one:.2f}x")
+    memory_targets(trace_dir)
 
 
 if __name__ == "__main__":
