@@ -4,6 +4,9 @@
 //! * `linked`:  `cc prog.c -L<libdir> -loxmalloc -Wl,-rpath,<libdir> -ldl -lpthread`
 //! * `preload`: `cc prog.c -ldl -lpthread`, run with `LD_PRELOAD=<lib>`
 //!
+//! `ctests/dlopen/*.c` programs run a third way, `plain` (compiled as for `preload`, run with
+//! neither): they dlopen() the library themselves (its path in `CTESTS_EXPECT_LIB`).
+//!
 //! The library is `$OXMALLOC_LIB` if set, else `<repo>/target/release/liboxmalloc.so`
 //! (`cargo build --release`; the Makefile builds it first). A missing library is a test failure,
 //! never a silent pass.
@@ -45,6 +48,9 @@ enum Mode {
     /// Linked against Debian's libjemalloc.so.2 with CTESTS_ALLOW_OTHER_MALLOC=1: proof that a
     /// program tests jemalloc's documented semantics, not just ours.
     Jemalloc,
+    /// Neither linked nor preloaded: the program dlopen()s the library named by
+    /// CTESTS_EXPECT_LIB itself (`ctests/dlopen`).
+    Plain,
 }
 
 impl Mode {
@@ -53,6 +59,7 @@ impl Mode {
             Mode::Linked => "linked",
             Mode::Preload => "preload",
             Mode::Jemalloc => "jemalloc",
+            Mode::Plain => "plain",
         }
     }
 }
@@ -224,6 +231,9 @@ fn run_program(exe: &Path, mode: Mode, lib: &Path) -> Outcome {
         Mode::Preload => {
             cmd.env("LD_PRELOAD", lib);
         }
+        Mode::Plain => {
+            cmd.env_remove("LD_PRELOAD");
+        }
     }
     let start = Instant::now();
     let mut child: Child = cmd
@@ -291,6 +301,7 @@ fn report(rel: &str, mode: Mode, exe: &Path, lib: &Path, o: &Outcome, why: &str)
             Mode::Preload => format!("LD_PRELOAD={} ", lib.display()),
             Mode::Linked => String::new(),
             Mode::Jemalloc => "CTESTS_ALLOW_OTHER_MALLOC=1 ".to_string(),
+            Mode::Plain => format!("CTESTS_EXPECT_LIB={} ", lib.display()),
         },
         exe.display(),
         o.stdout.trim_end(),
@@ -361,6 +372,13 @@ fn jemalloc_api_passes_under_libjemalloc() {
             panic!("{}", report(rel, Mode::Jemalloc, &exe, lib, &o, "expected exit status 0"));
         }
     }
+}
+
+/// A program that dlopen()s the library, uses it from a thread and dlclose()s it while the
+/// thread lives: the thread's exit must not crash (the library is never unmapped).
+#[test]
+fn dlopen_unload_plain() {
+    run_case("dlopen/unload", Mode::Plain, Expect::Ok)
 }
 
 fn run_case(rel: &str, mode: Mode, expect: Expect) {
