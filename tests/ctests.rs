@@ -365,7 +365,7 @@ const LIBJEMALLOC: &str = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
 fn jemalloc_api_passes_under_libjemalloc() {
     let lib = Path::new(LIBJEMALLOC);
     assert!(lib.exists(), "{LIBJEMALLOC} is missing: install libjemalloc2 (make deps)");
-    for rel in ["api/jemalloc_api", "api/mallctl"] {
+    for rel in ["api/jemalloc_api", "api/mallctl", "api/jemalloc_edges"] {
         let exe = compile(rel, Mode::Jemalloc, lib);
         let o = run_program(&exe, Mode::Jemalloc, lib);
         if !matches!(o.status, Some(s) if s.success()) {
@@ -444,6 +444,7 @@ ctests! {
     api_jemalloc_api => "api/jemalloc_api", Expect::Ok;
     api_mallctl => "api/mallctl", Expect::Ok;
     api_conf => "api/conf", Expect::Ok;
+    api_jemalloc_edges => "api/jemalloc_edges", Expect::Ok;
 
     misuse_double_free_small => "misuse/double_free_small", free_err(&["double free"]);
     misuse_double_free_small_live => "misuse/double_free_small_live",
