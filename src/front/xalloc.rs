@@ -5,7 +5,9 @@
 //! n ≥ 2 an explicit tcache, which oxmalloc serves as automatic), bits 20-31 arena + 1
 //! (0 automatic). An explicit arena or TCACHE_NONE bypasses the thread cache. `nallocx` is the
 //! usable size `mallocx` would return, 0 when the request cannot be met; a failed `mallocx` or
-//! `rallocx` returns null and leaves any old block untouched; `xallocx` never moves and returns
+//! `rallocx` returns null and leaves any old block untouched; a block `rallocx` moves holds the
+//! old block's bytes up to the smaller usable size and, with `MALLOCX_ZERO`, zeros from the old
+//! usable size up (no byte keeps what the memory held before); `xallocx` never moves and returns
 //! the usable size after the attempt (`mallocx` takes large blocks from the thread cache
 //! only at their exact size, so its blocks are exactly `nallocx`); `sdallocx` checks that its
 //! size belongs to the block (`nallocx(size, flags) == sallocx(p)`, or for a large block that
@@ -202,12 +204,12 @@ pub unsafe fn rallocx(p: *mut u8, size: usize, flags: i32) -> *mut u8 {
     if q.is_null() {
         return q;
     }
-    core::ptr::copy_nonoverlapping(p, q, old.min(size));
-    if f.zero {
-        let nu = alloc::usable_size(q, "rallocx");
-        if nu > old {
-            core::ptr::write_bytes(q.add(old), 0, nu - old);
-        }
+    // Every usable byte of the new block is the old block's (up to the smaller usable size,
+    // as jemalloc copies) or, with ZERO, zero: none keeps what the memory held before.
+    let nu = alloc::usable_size(q, "rallocx");
+    core::ptr::copy_nonoverlapping(p, q, old.min(nu));
+    if f.zero && nu > old {
+        core::ptr::write_bytes(q.add(old), 0, nu - old);
     }
     dallocx(p, flags);
     q
