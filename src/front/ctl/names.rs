@@ -237,7 +237,7 @@ static ARENA_I: Node = Node::Dir(&[
     ("purge", leaf!(arena_purge)),
     ("reset", Node::Gap),
     ("destroy", Node::Gap),
-    ("dss", leaf!(|_, r| r.ro(c"disabled".as_ptr()))),
+    ("dss", leaf!(arena_dss)),
     ("oversize_threshold", Node::Gap),
     ("dirty_decay_ms", leaf!(|_, r| r.ro(-1isize))),
     ("muzzy_decay_ms", leaf!(|_, r| r.ro(0isize))),
@@ -469,6 +469,24 @@ fn arena_purge(i: &Idx, r: &Req) -> R {
         }
     }
     Ok(())
+}
+
+/// `arena.<i>.dss`: oxmalloc never uses sbrk, so the precedence is always "disabled". Writing
+/// "disabled" succeeds; "primary" and "secondary" fail with EFAULT (jemalloc's answer where
+/// dss is not supported); any other string (or null) is EINVAL. Reads the value in force.
+fn arena_dss(_: &Idx, r: &Req) -> R {
+    if let Some(p) = r.write::<*const core::ffi::c_char>()? {
+        if p.is_null() {
+            return Err(EINVAL);
+        }
+        // SAFETY: mallctl's contract: a string value is a pointer to a NUL-terminated string.
+        match unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes() {
+            b"disabled" => {}
+            b"primary" | b"secondary" => return Err(EFAULT),
+            _ => return Err(EINVAL),
+        }
+    }
+    r.read(c"disabled".as_ptr())
 }
 
 fn arenas_create(_: &Idx, r: &Req) -> R {
