@@ -54,7 +54,8 @@ pub fn decode(flags: i32) -> Flags {
 }
 
 /// Usable size of a block of `size` bytes (≥ 1) aligned to `align` (0 or a power of two), as
-/// `alloc::malloc`/`alloc::aligned` place it; 0 when impossible.
+/// `alloc::malloc`/`alloc::aligned` place it; 0 when impossible (also when rounding to whole
+/// pages passes `MAX_REQUEST`).
 pub fn usable_for(size: usize, align: usize) -> usize {
     if size > MAX_REQUEST || align > MAX_REQUEST / 2 {
         return 0;
@@ -67,10 +68,15 @@ pub fn usable_for(size: usize, align: usize) -> usize {
     } else {
         size
     };
-    if align <= PAGE {
+    let u = if align <= PAGE {
         crate::metadata::size_class::usable_size(s)
     } else {
         align_up(s, PAGE)
+    };
+    if u > MAX_REQUEST {
+        0
+    } else {
+        u
     }
 }
 
@@ -278,6 +284,10 @@ mod tests {
         assert_eq!(nallocx(17, 0), 32);
         assert_eq!(nallocx(1, 6), 64); // ALIGN(64)
         assert_eq!(nallocx(usize::MAX, 0), 0);
+        assert_eq!(nallocx(MAX_REQUEST, 0), 0, "rounds past MAX_REQUEST");
+        assert_eq!(nallocx(MAX_REQUEST - 4094, 0), 0);
+        assert_eq!(nallocx(MAX_REQUEST - 4095, 0), MAX_REQUEST - 4095);
+        assert_eq!(nallocx(MAX_REQUEST - 4094, 13), 0);
         assert_eq!(nallocx(1, 62), 0);
         for (size, flags) in [(1usize, 0), (100, 4), (5000, 13), (40000, 0), (3, 20), (70000, 0)] {
             let p = mallocx(size, flags);
