@@ -445,6 +445,7 @@ ctests! {
     api_mallctl => "api/mallctl", Expect::Ok;
     api_conf => "api/conf", Expect::Ok;
     api_jemalloc_edges => "api/jemalloc_edges", Expect::Ok;
+    api_conf_garbage => "api/conf_garbage", Expect::Ok;
 
     misuse_double_free_small => "misuse/double_free_small", free_err(&["double free"]);
     misuse_double_free_small_live => "misuse/double_free_small_live",

@@ -216,7 +216,7 @@ static OPT: [(&str, Node); 37] = [
     ("dirty_decay_ms", leaf!(|_, r| r.ro(-1isize))),
     ("muzzy_decay_ms", leaf!(|_, r| r.ro(0isize))),
     ("stats_print", leaf!(|_, r| r.ro(crate::front::conf::stats_print()))),
-    ("stats_print_opts", leaf!(|_, r| r.ro(c"".as_ptr()))),
+    ("stats_print_opts", leaf!(|_, r| r.ro(crate::front::conf::stats_print_opts_ptr()))),
     ("stats_interval", leaf!(|_, r| r.ro(-1i64))),
     ("stats_interval_opts", leaf!(|_, r| r.ro(c"".as_ptr()))),
     ("junk", leaf!(|_, r| r.ro(crate::front::conf::junk_name().as_ptr()))),
