@@ -446,6 +446,7 @@ ctests! {
     api_conf => "api/conf", Expect::Ok;
     api_jemalloc_edges => "api/jemalloc_edges", Expect::Ok;
     api_conf_garbage => "api/conf_garbage", Expect::Ok;
+    api_xallocx_sized_free => "api/xallocx_sized_free", Expect::Ok;
 
     misuse_double_free_small => "misuse/double_free_small", free_err(&["double free"]);
     misuse_double_free_small_live => "misuse/double_free_small_live",
@@ -476,6 +477,8 @@ ctests! {
     misuse_double_free_large => "misuse/double_free_large",
         free_err(&["double free", "pointer not a live block"]);
     misuse_sdallocx_wrong_size => "misuse/sdallocx_wrong_size",
+        Expect::Abort { func: "sdallocx", whats: &["size does not match the block"] };
+    misuse_sdallocx_wrong_size_large => "misuse/sdallocx_wrong_size_large",
         Expect::Abort { func: "sdallocx", whats: &["size does not match the block"] };
     misuse_realloc_after_free => "misuse/realloc_after_free",
         Expect::Abort { func: "realloc", whats: ALL_WHATS };

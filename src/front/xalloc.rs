@@ -12,7 +12,8 @@
 //! only at their exact size, so its blocks are exactly `nallocx`); `sdallocx` checks that its
 //! size belongs to the block (`nallocx(size, flags) == sallocx(p)`, or for a large block that
 //! `malloc` or `new` got from the cache up to 1/8 bigger, `nallocx ≤ sallocx ≤
-//! tcache::large_fit_max`) and reports `size does not match the block`.
+//! tcache::large_fit_max`, or for one `xallocx` left bigger than its `size` asked for,
+//! `nallocx ≤ sallocx`) and reports `size does not match the block`.
 //! In-place resizing: a small block stays while the new size keeps its class; a large block
 //! grows into a free following extent and shrinks by splitting off its tail (`pac`).
 
@@ -173,6 +174,10 @@ pub unsafe fn xallocx(p: *mut u8, size: usize, extra: usize, flags: i32) -> usiz
     if f.zero && new > old {
         core::ptr::write_bytes(p.add(old), 0, new - old);
     }
+    if !e.is_slab && new > usable_for(size, f.align) {
+        // A sized free may now name `size`, or any size up to `new`.
+        e.loose_size.store(true, core::sync::atomic::Ordering::Relaxed);
+    }
     new
 }
 
@@ -252,8 +257,9 @@ pub fn sdallocx(p: *mut u8, size: usize, flags: i32, func: &str) {
     init::ensure();
     let have = alloc::usable_size(p, func);
     let want = usable_for(size.max(1), decode(flags).align);
-    // A large request may have been served a cached block up to 1/8 bigger.
-    if want != have && !(want < have && have <= tcache::large_fit_max(want)) {
+    // A large request may have been served a cached block up to 1/8 bigger, and `xallocx`
+    // may have left a large block bigger than the size it was asked for.
+    if want != have && !(want < have && (have <= tcache::large_fit_max(want) || loose_size(p))) {
         report::misuse(func, Misuse::SizeMismatch, p as usize);
     }
     if decode(flags).tcache_none {
@@ -261,6 +267,15 @@ pub fn sdallocx(p: *mut u8, size: usize, flags: i32, func: &str) {
     } else {
         alloc::free(p, func);
     }
+}
+
+/// Whether the live block `p` (resolved by `usable_size` already) is a large block whose sized
+/// free may name any size up to its usable one (`Extent::loose_size`).
+#[cold]
+fn loose_size(p: *mut u8) -> bool {
+    let e = crate::metadata::rtree::lookup(p as usize);
+    // SAFETY: registered descriptors are never freed; `p` is live (checked by the caller).
+    !e.is_null() && unsafe { !(*e).is_slab && (*e).loose_size.load(core::sync::atomic::Ordering::Relaxed) }
 }
 
 #[cfg(test)]

@@ -172,6 +172,7 @@ impl PacInner {
                 // On descriptor exhaustion the block is simply larger than asked; fine.
             }
             (*e).set_state(State::Active);
+            (*e).loose_size.store(false, core::sync::atomic::Ordering::Relaxed);
             self.active_pages += (*e).pages();
             match slab_bin {
                 Some(bin) => {
