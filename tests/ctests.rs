@@ -447,6 +447,7 @@ ctests! {
     api_jemalloc_edges => "api/jemalloc_edges", Expect::Ok;
     api_conf_garbage => "api/conf_garbage", Expect::Ok;
     api_xallocx_sized_free => "api/xallocx_sized_free", Expect::Ok;
+    api_oom_rlimit => "api/oom_rlimit", Expect::Ok;
 
     misuse_double_free_small => "misuse/double_free_small", free_err(&["double free"]);
     misuse_double_free_small_live => "misuse/double_free_small_live",

@@ -1,4 +1,5 @@
-//! The OS interface: the only file that calls mmap, madvise, futex, write, abort and errno.
+//! The OS interface: the only file that calls mmap, munmap, madvise, futex, write, abort and
+//! errno.
 //!
 //! Contract: every function here is async-signal-safe in the sense that it never allocates
 //! and never takes a lock; each states its preconditions. Failures are reported as return
@@ -29,6 +30,16 @@ pub fn reserve(size: usize) -> *mut u8 {
     } else {
         p as *mut u8
     }
+}
+
+/// Unmaps `[addr, addr+size)`, a whole range `reserve` returned that holds nothing (a
+/// reservation the caller could not put to use). Preserves errno.
+pub fn release(addr: usize, size: usize) {
+    debug_assert!(addr & PAGE_MASK == 0 && size & PAGE_MASK == 0 && size > 0);
+    let saved = errno();
+    // SAFETY: the range is a mapping of ours that nothing references (precondition).
+    unsafe { libc::munmap(addr as *mut libc::c_void, size) };
+    set_errno(saved);
 }
 
 /// Gives the physical pages of `[addr, addr+size)` back to the OS (MADV_DONTNEED): RSS drops

@@ -2,7 +2,8 @@
 //! takes them back, splits, coalesces, grows from the OS and purges.
 //!
 //! Policy: allocation takes the best fit from the dirty set, then muzzy, then retained, then
-//! reserves a new chunk of address space (≥ 64 MiB, untouched so it costs no RSS). A freed
+//! reserves a new chunk of address space (64 MiB, untouched so it costs no RSS; smaller ones
+//! down to the request's size when an address-space limit refuses that). A freed
 //! extent becomes dirty and is coalesced with free neighbours of the same state and arena.
 //! Nothing is purged on the free path; `purge_all` (malloc_trim) turns every dirty and muzzy
 //! extent into retained with MADV_DONTNEED. Address space is never unmapped.
@@ -274,26 +275,41 @@ impl PacInner {
         }
     }
 
-    /// Reserves address space for at least `pages` pages and adds it to the retained set.
+    /// Reserves address space for at least `pages` pages and adds it to the retained set: a
+    /// chunk of `CHUNK` bytes (the request rounded up to 2 MiB if larger) or, when the OS
+    /// refuses that (an address-space limit), halved sizes down to the request itself. False
+    /// when no size could be reserved, or when the range's page-map leaves or its descriptor
+    /// cannot be had; the range is then unmapped again.
     fn grow(&mut self, pages: usize) -> bool {
         let want = match pages.checked_mul(PAGE) {
             Some(b) if b <= crate::foundation::util::MAX_REQUEST => b,
             _ => return false,
         };
-        let size = if want <= CHUNK { CHUNK } else { align_up(want, 2 << 20) };
-        let p = sys::reserve(size) as usize;
-        if p == 0 {
-            return false;
-        }
-        if !rtree::ensure(p, size) {
-            return false;
-        }
-        reservations::record(p, p + size);
-        self.mapped += size;
         let e = self.pool.get();
         if e.is_null() {
             return false;
         }
+        let mut size = if want <= CHUNK { CHUNK } else { align_up(want, 2 << 20) };
+        let p = loop {
+            let p = sys::reserve(size) as usize;
+            if p != 0 {
+                break p;
+            }
+            if size == want {
+                // SAFETY: `e` came from the pool just now and nothing refers to it.
+                unsafe { self.pool.put(e) };
+                return false;
+            }
+            size = align_up(size / 2, PAGE).max(want);
+        };
+        if !rtree::ensure(p, size) {
+            sys::release(p, size);
+            // SAFETY: as above.
+            unsafe { self.pool.put(e) };
+            return false;
+        }
+        reservations::record(p, p + size);
+        self.mapped += size;
         // SAFETY: fresh descriptor, exclusively ours.
         unsafe {
             (*e).addr = p;
