@@ -489,6 +489,7 @@ ctests! {
     stress_thread_churn => "stress/thread_churn", Expect::Ok;
     stress_thread_exit => "stress/thread_exit", Expect::Ok;
     stress_fork => "stress/fork", Expect::Ok;
+    stress_aligned_churn => "stress/aligned_churn", Expect::Ok;
 }
 
 /// A new ctests/<group>/*.c file must get its own entry above (with its expectation).
