@@ -1,5 +1,5 @@
-//! The OS interface: the only file that calls mmap, munmap, madvise, futex, write, abort and
-//! errno.
+//! The OS interface: the only file that calls mmap, munmap, madvise, mincore, futex, write,
+//! abort and errno.
 //!
 //! Contract: every function here is async-signal-safe in the sense that it never allocates
 //! and never takes a lock; each states its preconditions. Failures are reported as return
@@ -54,6 +54,18 @@ pub fn purge_forced(addr: usize, size: usize) -> bool {
     let rc = unsafe { libc::madvise(addr as *mut libc::c_void, size, libc::MADV_DONTNEED) };
     set_errno(saved);
     rc == 0
+}
+
+/// Whether the page at `addr` (page-aligned, inside a mapping of ours) is resident
+/// (mincore); false if the kernel refuses to say. Preserves errno.
+pub fn resident(addr: usize) -> bool {
+    debug_assert!(addr & PAGE_MASK == 0);
+    let saved = errno();
+    let mut v: u8 = 0;
+    // SAFETY: one page of a mapping of ours; `v` has room for that one page's byte.
+    let rc = unsafe { libc::mincore(addr as *mut libc::c_void, PAGE, &mut v) };
+    set_errno(saved);
+    rc == 0 && v & 1 != 0
 }
 
 /// The calling thread's errno.

@@ -107,22 +107,28 @@ pub fn mallocx(size: usize, flags: i32) -> *mut u8 {
         Ok(a) => a,
         Err(()) => return core::ptr::null_mut(),
     };
+    // Large blocks come zeroed from the large paths (which skip pages known to be zero);
+    // small ones are zeroed here.
+    let small = usable <= SMALL_MAX && f.align <= PAGE;
     let p = if f.tcache_none || arena.is_some() {
         let a = arena.unwrap_or_else(|| tcache::current().map_or(arena::fallback(), |t| t.arena));
-        if usable <= SMALL_MAX && f.align <= PAGE {
+        if small {
             alloc::small_direct(a, size2bin(usable))
         } else {
-            alloc::large_from(a, usable, f.align.max(PAGE), false)
+            alloc::large_from(a, usable, f.align.max(PAGE), f.zero)
         }
-    } else if usable > SMALL_MAX && f.align <= PAGE {
+    } else if !small && f.align <= PAGE {
         // Large: exact size only, so that the block's usable size is what nallocx said.
-        alloc::alloc_large(usable, false, false)
+        alloc::alloc_large(usable, f.zero, false)
+    } else if !small {
+        // `alloc::aligned` for alignments above a page.
+        alloc::large_from(tcache::current().map_or(arena::fallback(), |t| t.arena), usable, f.align, f.zero)
     } else if f.align > 8 {
         alloc::aligned(f.align, size)
     } else {
         alloc::malloc(size)
     };
-    if f.zero && !p.is_null() {
+    if f.zero && small && !p.is_null() {
         // SAFETY: `p` is a fresh block of `usable` bytes.
         unsafe { core::ptr::write_bytes(p, 0, usable) };
     }
