@@ -449,6 +449,7 @@ ctests! {
     api_xallocx_sized_free => "api/xallocx_sized_free", Expect::Ok;
     api_oom_rlimit => "api/oom_rlimit", Expect::Ok;
     api_zero_pages => "api/zero_pages", Expect::Ok;
+    api_mallctl_fuzz => "api/mallctl_fuzz", Expect::Ok;
 
     misuse_double_free_small => "misuse/double_free_small", free_err(&["double free"]);
     misuse_double_free_small_live => "misuse/double_free_small_live",
