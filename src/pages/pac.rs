@@ -1,12 +1,15 @@
 //! Page allocator of one arena: hands out page-aligned extents (for slabs and large blocks),
 //! takes them back, splits, coalesces, grows from the OS and purges.
 //!
-//! Policy: allocation takes the best fit from the dirty set, then muzzy, then retained, then
-//! reserves a new chunk of address space (64 MiB, untouched so it costs no RSS; smaller ones
-//! down to the request's size when an address-space limit refuses that). A freed
+//! Policy: allocation takes the best fit from the dirty set, then muzzy, then retained (for
+//! an aligned request, the smallest extent that holds the block at an aligned address), then
+//! a run of adjacent free extents of different states that holds it, then reserves a new
+//! chunk of address space (64 MiB, untouched so it costs no RSS; smaller ones down to the
+//! request's size when an address-space limit refuses that). A freed
 //! extent becomes dirty and is coalesced with free neighbours of the same state and arena.
 //! Nothing is purged on the free path; `purge_all` (malloc_trim) turns every dirty and muzzy
-//! extent into retained with MADV_DONTNEED. Address space is never unmapped.
+//! extent into retained with MADV_DONTNEED. Address space is never unmapped once in use (a
+//! reservation `grow` cannot register is given back at once).
 //!
 //! Sync: one lock per arena (rank 4, after bin locks); every method of `PacInner` runs under
 //! it, and so does every rtree write for this arena's extents.
