@@ -4,6 +4,9 @@
 //! * `linked`:  `cc prog.c -L<libdir> -loxmalloc -Wl,-rpath,<libdir> -ldl -lpthread`
 //! * `preload`: `cc prog.c -ldl -lpthread`, run with `LD_PRELOAD=<lib>`
 //!
+//! `ctests/dlopen/*.c` programs run a third way, `plain` (compiled as for `preload`, run with
+//! neither): they dlopen() the library themselves (its path in `CTESTS_EXPECT_LIB`).
+//!
 //! The library is `$OXMALLOC_LIB` if set, else `<repo>/target/release/liboxmalloc.so`
 //! (`cargo build --release`; the Makefile builds it first). A missing library is a test failure,
 //! never a silent pass.
@@ -45,6 +48,9 @@ enum Mode {
     /// Linked against Debian's libjemalloc.so.2 with CTESTS_ALLOW_OTHER_MALLOC=1: proof that a
     /// program tests jemalloc's documented semantics, not just ours.
     Jemalloc,
+    /// Neither linked nor preloaded: the program dlopen()s the library named by
+    /// CTESTS_EXPECT_LIB itself (`ctests/dlopen`).
+    Plain,
 }
 
 impl Mode {
@@ -53,6 +59,7 @@ impl Mode {
             Mode::Linked => "linked",
             Mode::Preload => "preload",
             Mode::Jemalloc => "jemalloc",
+            Mode::Plain => "plain",
         }
     }
 }
@@ -224,6 +231,9 @@ fn run_program(exe: &Path, mode: Mode, lib: &Path) -> Outcome {
         Mode::Preload => {
             cmd.env("LD_PRELOAD", lib);
         }
+        Mode::Plain => {
+            cmd.env_remove("LD_PRELOAD");
+        }
     }
     let start = Instant::now();
     let mut child: Child = cmd
@@ -291,6 +301,7 @@ fn report(rel: &str, mode: Mode, exe: &Path, lib: &Path, o: &Outcome, why: &str)
             Mode::Preload => format!("LD_PRELOAD={} ", lib.display()),
             Mode::Linked => String::new(),
             Mode::Jemalloc => "CTESTS_ALLOW_OTHER_MALLOC=1 ".to_string(),
+            Mode::Plain => format!("CTESTS_EXPECT_LIB={} ", lib.display()),
         },
         exe.display(),
         o.stdout.trim_end(),
@@ -354,13 +365,20 @@ const LIBJEMALLOC: &str = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
 fn jemalloc_api_passes_under_libjemalloc() {
     let lib = Path::new(LIBJEMALLOC);
     assert!(lib.exists(), "{LIBJEMALLOC} is missing: install libjemalloc2 (make deps)");
-    for rel in ["api/jemalloc_api", "api/mallctl"] {
+    for rel in ["api/jemalloc_api", "api/mallctl", "api/jemalloc_edges"] {
         let exe = compile(rel, Mode::Jemalloc, lib);
         let o = run_program(&exe, Mode::Jemalloc, lib);
         if !matches!(o.status, Some(s) if s.success()) {
             panic!("{}", report(rel, Mode::Jemalloc, &exe, lib, &o, "expected exit status 0"));
         }
     }
+}
+
+/// A program that dlopen()s the library, uses it from a thread and dlclose()s it while the
+/// thread lives: the thread's exit must not crash (the library is never unmapped).
+#[test]
+fn dlopen_unload_plain() {
+    run_case("dlopen/unload", Mode::Plain, Expect::Ok)
 }
 
 fn run_case(rel: &str, mode: Mode, expect: Expect) {
@@ -427,6 +445,12 @@ ctests! {
     api_mallctl => "api/mallctl", Expect::Ok;
     api_conf => "api/conf", Expect::Ok;
     api_background => "api/background", Expect::Ok;
+    api_jemalloc_edges => "api/jemalloc_edges", Expect::Ok;
+    api_conf_garbage => "api/conf_garbage", Expect::Ok;
+    api_xallocx_sized_free => "api/xallocx_sized_free", Expect::Ok;
+    api_oom_rlimit => "api/oom_rlimit", Expect::Ok;
+    api_zero_pages => "api/zero_pages", Expect::Ok;
+    api_mallctl_fuzz => "api/mallctl_fuzz", Expect::Ok;
 
     misuse_double_free_small => "misuse/double_free_small", free_err(&["double free"]);
     misuse_double_free_small_live => "misuse/double_free_small_live",
@@ -458,6 +482,8 @@ ctests! {
         free_err(&["double free", "pointer not a live block"]);
     misuse_sdallocx_wrong_size => "misuse/sdallocx_wrong_size",
         Expect::Abort { func: "sdallocx", whats: &["size does not match the block"] };
+    misuse_sdallocx_wrong_size_large => "misuse/sdallocx_wrong_size_large",
+        Expect::Abort { func: "sdallocx", whats: &["size does not match the block"] };
     misuse_realloc_after_free => "misuse/realloc_after_free",
         Expect::Abort { func: "realloc", whats: ALL_WHATS };
 
@@ -467,6 +493,7 @@ ctests! {
     stress_thread_exit => "stress/thread_exit", Expect::Ok;
     stress_fork => "stress/fork", Expect::Ok;
     stress_background_start => "stress/background_start", Expect::Ok;
+    stress_aligned_churn => "stress/aligned_churn", Expect::Ok;
 }
 
 /// A new ctests/<group>/*.c file must get its own entry above (with its expectation).

@@ -1,4 +1,5 @@
-//! The OS interface: the only file that calls mmap, madvise, futex, write, abort and errno.
+//! The OS interface: the only file that calls mmap, munmap, madvise, mincore, futex, write,
+//! abort and errno.
 //!
 //! Contract: every function here is async-signal-safe in the sense that it never allocates
 //! and never takes a lock; each states its preconditions. Failures are reported as return
@@ -31,6 +32,16 @@ pub fn reserve(size: usize) -> *mut u8 {
     }
 }
 
+/// Unmaps `[addr, addr+size)`, a whole range `reserve` returned that holds nothing (a
+/// reservation the caller could not put to use). Preserves errno.
+pub fn release(addr: usize, size: usize) {
+    debug_assert!(addr & PAGE_MASK == 0 && size & PAGE_MASK == 0 && size > 0);
+    let saved = errno();
+    // SAFETY: the range is a mapping of ours that nothing references (precondition).
+    unsafe { libc::munmap(addr as *mut libc::c_void, size) };
+    set_errno(saved);
+}
+
 /// Gives the physical pages of `[addr, addr+size)` back to the OS (MADV_DONTNEED): RSS drops
 /// at once, the range stays mapped and reads back as zeros. Preconditions: page-aligned
 /// range inside a mapping made by `reserve`. Returns false if the kernel refused.
@@ -56,6 +67,18 @@ pub fn purge_lazy(addr: usize, size: usize) -> bool {
     let rc = unsafe { libc::madvise(addr as *mut libc::c_void, size, libc::MADV_FREE) };
     set_errno(saved);
     rc == 0
+}
+
+/// Whether the page at `addr` (page-aligned, inside a mapping of ours) is resident
+/// (mincore); false if the kernel refuses to say. Preserves errno.
+pub fn resident(addr: usize) -> bool {
+    debug_assert!(addr & PAGE_MASK == 0);
+    let saved = errno();
+    let mut v: u8 = 0;
+    // SAFETY: one page of a mapping of ours; `v` has room for that one page's byte.
+    let rc = unsafe { libc::mincore(addr as *mut libc::c_void, PAGE, &mut v) };
+    set_errno(saved);
+    rc == 0 && v & 1 != 0
 }
 
 /// The calling thread's errno.

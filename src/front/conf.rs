@@ -8,11 +8,15 @@
 //! `oxmalloc: conf: invalid option and abort_conf:true`. Keys and what they do:
 //! - `narenas:N` (1..=256; default one per CPU), `tcache:bool` (default true);
 //! - `tcache_max:N` bytes: the largest size a thread cache keeps (default and maximum 256 KiB;
-//!   every slab class up to 32 KiB is always cached);
+//!   every slab class up to 32 KiB is always cached); N up to jemalloc's limit of 8 MiB is
+//!   valid (above 256 KiB it means 256 KiB), a larger N is a bad value;
 //! - `zero_realloc:free|alloc|abort` — what `realloc(p, 0)` does (default free);
 //! - `junk:false|true|alloc|free` — fill new blocks with 0xa5 and/or freed blocks with 0x5a
 //!   (turns thread caches off so that every block passes the filling code);
 //! - `stats_print:bool` — print `malloc_stats_print` output to stderr at exit;
+//! - `stats_print_opts:letters` — the opts string of that output: as in jemalloc, each letter
+//!   `malloc_stats_print` knows (`Jgmdablxeh`) is kept once, in order, across every
+//!   occurrence and source; other characters are ignored;
 //! - `abort_conf:bool`;
 //! - `dirty_decay_ms:N`, `muzzy_decay_ms:N` (-1 never, 0 at once, else ms up to
 //!   18446744073000, jemalloc's range; defaults 10000 and 0): how long freed pages stay
@@ -48,9 +52,30 @@ pub struct Conf {
     pub muzzy_decay_ms: Option<isize>,
     pub background_thread: Option<bool>,
     pub max_background_threads: Option<usize>,
+    /// `stats_print_opts` letters so far, NUL-padded.
+    pub stats_print_opts: [u8; STATS_OPTS_CAP],
     pub abort_conf: bool,
     /// Invalid entries seen.
     pub errors: usize,
+}
+
+/// Largest valid `tcache_max` (jemalloc's TCACHE_MAXCLASS_LIMIT).
+const TCACHE_MAX_LIMIT: usize = 8 << 20;
+
+/// The letters `stats_print_opts` keeps (jemalloc's STATS_PRINT_OPTIONS).
+const STATS_OPTS_LETTERS: &[u8] = b"Jgmdablxeh";
+/// Room for every letter once, plus the terminating NUL.
+pub const STATS_OPTS_CAP: usize = STATS_OPTS_LETTERS.len() + 1;
+
+/// Appends to `opts` (NUL-terminated) each letter of `v` it lacks that `malloc_stats_print`
+/// knows; other bytes are ignored.
+fn add_stats_opts(opts: &mut [u8; STATS_OPTS_CAP], v: &[u8]) {
+    for &c in v {
+        let len = opts.iter().position(|&b| b == 0).unwrap_or(STATS_OPTS_CAP - 1);
+        if STATS_OPTS_LETTERS.contains(&c) && !opts[..len].contains(&c) {
+            opts[len] = c;
+        }
+    }
 }
 
 fn parse_bool(v: &[u8]) -> Option<bool> {
@@ -117,7 +142,7 @@ impl Conf {
         match key {
             b"narenas" => put(&mut self.narenas, parse_usize(val).filter(|n| (1..=crate::objects::arena::MAX_ARENAS).contains(n))),
             b"tcache" => put(&mut self.tcache, parse_bool(val)),
-            b"tcache_max" => put(&mut self.tcache_max, parse_usize(val)),
+            b"tcache_max" => put(&mut self.tcache_max, parse_usize(val).filter(|&n| n <= TCACHE_MAX_LIMIT)),
             b"zero_realloc" => put(
                 &mut self.zero_realloc,
                 match val {
@@ -140,6 +165,10 @@ impl Conf {
                 true
             }
             b"stats_print" => put(&mut self.stats_print, parse_bool(val)),
+            b"stats_print_opts" => {
+                add_stats_opts(&mut self.stats_print_opts, val);
+                true
+            }
             b"abort_conf" => parse_bool(val).map(|b| self.abort_conf = b).is_some(),
             b"retain" => val == b"true",
             b"background_thread" => put(&mut self.background_thread, parse_bool(val)),
@@ -170,6 +199,9 @@ pub fn decay_ms_valid(ms: isize) -> bool {
     ms == -1 || (ms >= 0 && ms as usize <= MAX_DECAY_MS)
 }
 
+/// `stats_print_opts`, NUL-terminated (the last byte always stays 0).
+static STATS_PRINT_OPTS: [AtomicU8; STATS_OPTS_CAP] = [const { AtomicU8::new(0) }; STATS_OPTS_CAP];
+
 pub fn abort_conf() -> bool {
     ABORT_CONF.load(Relaxed)
 }
@@ -192,6 +224,25 @@ pub fn junk_free() -> bool {
 
 pub fn stats_print() -> bool {
     STATS_PRINT.load(Relaxed)
+}
+
+/// `stats_print_opts` as a NUL-terminated C string (`opt.stats_print_opts`).
+pub fn stats_print_opts_ptr() -> *const core::ffi::c_char {
+    STATS_PRINT_OPTS.as_ptr() as *const core::ffi::c_char
+}
+
+/// `stats_print_opts`' letters, into `buf`; returns how many.
+pub fn stats_print_opts(buf: &mut [u8; STATS_OPTS_CAP]) -> usize {
+    let mut n = 0;
+    while n < STATS_OPTS_CAP - 1 {
+        let c = STATS_PRINT_OPTS[n].load(Relaxed);
+        if c == 0 {
+            break;
+        }
+        buf[n] = c;
+        n += 1;
+    }
+    n
 }
 
 /// The text of `opt.junk`.
@@ -241,6 +292,9 @@ pub fn load() {
     JUNK_ALLOC.store(c.junk_alloc.unwrap_or(false), Relaxed);
     JUNK_FREE.store(c.junk_free.unwrap_or(false), Relaxed);
     STATS_PRINT.store(c.stats_print.unwrap_or(false), Relaxed);
+    for (slot, &b) in STATS_PRINT_OPTS.iter().zip(c.stats_print_opts.iter()) {
+        slot.store(b, Relaxed);
+    }
     if let Some(m) = c.tcache_max {
         crate::tcache::set_max(m);
     }
@@ -300,5 +354,24 @@ mod tests {
              dirty_decay_ms:,background_thread:1,max_background_threads:-1",
         );
         assert_eq!(bad.len(), 8, "{bad:?}");
+    }
+
+    #[test]
+    fn tcache_max_range() {
+        let (c, bad) = parse("tcache_max:8388608");
+        assert!(bad.is_empty());
+        assert_eq!(c.tcache_max, Some(8 << 20));
+        let (c, bad) = parse("tcache_max:65536,tcache_max:4294967296,tcache_max:8388609");
+        assert_eq!(bad, ["tcache_max:4294967296", "tcache_max:8388609"]);
+        assert_eq!(c.tcache_max, Some(65536), "a bad value keeps the last good one");
+    }
+
+    #[test]
+    fn stats_print_opts_accumulate() {
+        let (c, bad) = parse("stats_print_opts:gzJJ,stats_print_opts:,stats_print_opts:aJgmdablxeh~");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(&c.stats_print_opts, b"gJamdblxeh\0");
+        let (c, _) = parse("stats_print_opts:q");
+        assert_eq!(c.stats_print_opts, [0; STATS_OPTS_CAP]);
     }
 }

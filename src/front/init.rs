@@ -51,9 +51,11 @@ fn slow() {
     }
 }
 
-/// Option `stats_print`: the statistics on stderr at exit.
+/// Option `stats_print`: the statistics on stderr at exit, shaped by `stats_print_opts`.
 extern "C" fn print_stats_at_exit() {
-    crate::front::ctl::print::print(None, core::ptr::null_mut(), b"");
+    let mut opts = [0; crate::front::conf::STATS_OPTS_CAP];
+    let n = crate::front::conf::stats_print_opts(&mut opts);
+    crate::front::ctl::print::print(None, core::ptr::null_mut(), &opts[..n]);
 }
 
 extern "C" fn constructor() {

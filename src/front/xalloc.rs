@@ -5,12 +5,15 @@
 //! n ≥ 2 an explicit tcache, which oxmalloc serves as automatic), bits 20-31 arena + 1
 //! (0 automatic). An explicit arena or TCACHE_NONE bypasses the thread cache. `nallocx` is the
 //! usable size `mallocx` would return, 0 when the request cannot be met; a failed `mallocx` or
-//! `rallocx` returns null and leaves any old block untouched; `xallocx` never moves and returns
+//! `rallocx` returns null and leaves any old block untouched; a block `rallocx` moves holds the
+//! old block's bytes up to the smaller usable size and, with `MALLOCX_ZERO`, zeros from the old
+//! usable size up (no byte keeps what the memory held before); `xallocx` never moves and returns
 //! the usable size after the attempt (`mallocx` takes large blocks from the thread cache
 //! only at their exact size, so its blocks are exactly `nallocx`); `sdallocx` checks that its
 //! size belongs to the block (`nallocx(size, flags) == sallocx(p)`, or for a large block that
 //! `malloc` or `new` got from the cache up to 1/8 bigger, `nallocx ≤ sallocx ≤
-//! tcache::large_fit_max`) and reports `size does not match the block`.
+//! tcache::large_fit_max`, or for one `xallocx` left bigger than its `size` asked for,
+//! `nallocx ≤ sallocx`) and reports `size does not match the block`.
 //! In-place resizing: a small block stays while the new size keeps its class; a large block
 //! grows into a free following extent and shrinks by splitting off its tail (`pac`).
 
@@ -52,7 +55,8 @@ pub fn decode(flags: i32) -> Flags {
 }
 
 /// Usable size of a block of `size` bytes (≥ 1) aligned to `align` (0 or a power of two), as
-/// `alloc::malloc`/`alloc::aligned` place it; 0 when impossible.
+/// `alloc::malloc`/`alloc::aligned` place it; 0 when impossible (also when rounding to whole
+/// pages passes `MAX_REQUEST`).
 pub fn usable_for(size: usize, align: usize) -> usize {
     if size > MAX_REQUEST || align > MAX_REQUEST / 2 {
         return 0;
@@ -65,10 +69,15 @@ pub fn usable_for(size: usize, align: usize) -> usize {
     } else {
         size
     };
-    if align <= PAGE {
+    let u = if align <= PAGE {
         crate::metadata::size_class::usable_size(s)
     } else {
         align_up(s, PAGE)
+    };
+    if u > MAX_REQUEST {
+        0
+    } else {
+        u
     }
 }
 
@@ -98,22 +107,28 @@ pub fn mallocx(size: usize, flags: i32) -> *mut u8 {
         Ok(a) => a,
         Err(()) => return core::ptr::null_mut(),
     };
+    // Large blocks come zeroed from the large paths (which skip pages known to be zero);
+    // small ones are zeroed here.
+    let small = usable <= SMALL_MAX && f.align <= PAGE;
     let p = if f.tcache_none || arena.is_some() {
         let a = arena.unwrap_or_else(|| tcache::current().map_or(arena::fallback(), |t| t.arena));
-        if usable <= SMALL_MAX && f.align <= PAGE {
+        if small {
             alloc::small_direct(a, size2bin(usable))
         } else {
-            alloc::large_from(a, usable, f.align.max(PAGE), false)
+            alloc::large_from(a, usable, f.align.max(PAGE), f.zero)
         }
-    } else if usable > SMALL_MAX && f.align <= PAGE {
+    } else if !small && f.align <= PAGE {
         // Large: exact size only, so that the block's usable size is what nallocx said.
-        alloc::alloc_large(usable, false, false)
+        alloc::alloc_large(usable, f.zero, false)
+    } else if !small {
+        // `alloc::aligned` for alignments above a page.
+        alloc::large_from(tcache::current().map_or(arena::fallback(), |t| t.arena), usable, f.align, f.zero)
     } else if f.align > 8 {
         alloc::aligned(f.align, size)
     } else {
         alloc::malloc(size)
     };
-    if f.zero && !p.is_null() {
+    if f.zero && small && !p.is_null() {
         // SAFETY: `p` is a fresh block of `usable` bytes.
         unsafe { core::ptr::write_bytes(p, 0, usable) };
     }
@@ -168,6 +183,10 @@ pub unsafe fn xallocx(p: *mut u8, size: usize, extra: usize, flags: i32) -> usiz
     if f.zero && new > old {
         core::ptr::write_bytes(p.add(old), 0, new - old);
     }
+    if !e.is_slab && new > usable_for(size, f.align) {
+        // A sized free may now name `size`, or any size up to `new`.
+        e.loose_size.store(true, core::sync::atomic::Ordering::Relaxed);
+    }
     new
 }
 
@@ -205,12 +224,12 @@ pub unsafe fn rallocx(p: *mut u8, size: usize, flags: i32) -> *mut u8 {
     if q.is_null() {
         return q;
     }
-    core::ptr::copy_nonoverlapping(p, q, old.min(size));
-    if f.zero {
-        let nu = alloc::usable_size(q, "rallocx");
-        if nu > old {
-            core::ptr::write_bytes(q.add(old), 0, nu - old);
-        }
+    // Every usable byte of the new block is the old block's (up to the smaller usable size,
+    // as jemalloc copies) or, with ZERO, zero: none keeps what the memory held before.
+    let nu = alloc::usable_size(q, "rallocx");
+    core::ptr::copy_nonoverlapping(p, q, old.min(nu));
+    if f.zero && nu > old {
+        core::ptr::write_bytes(q.add(old), 0, nu - old);
     }
     dallocx(p, flags);
     q
@@ -247,8 +266,9 @@ pub fn sdallocx(p: *mut u8, size: usize, flags: i32, func: &str) {
     init::ensure();
     let have = alloc::usable_size(p, func);
     let want = usable_for(size.max(1), decode(flags).align);
-    // A large request may have been served a cached block up to 1/8 bigger.
-    if want != have && !(want < have && have <= tcache::large_fit_max(want)) {
+    // A large request may have been served a cached block up to 1/8 bigger, and `xallocx`
+    // may have left a large block bigger than the size it was asked for.
+    if want != have && !(want < have && (have <= tcache::large_fit_max(want) || loose_size(p))) {
         report::misuse(func, Misuse::SizeMismatch, p as usize);
     }
     if decode(flags).tcache_none {
@@ -256,6 +276,15 @@ pub fn sdallocx(p: *mut u8, size: usize, flags: i32, func: &str) {
     } else {
         alloc::free(p, func);
     }
+}
+
+/// Whether the live block `p` (resolved by `usable_size` already) is a large block whose sized
+/// free may name any size up to its usable one (`Extent::loose_size`).
+#[cold]
+fn loose_size(p: *mut u8) -> bool {
+    let e = crate::metadata::rtree::lookup(p as usize);
+    // SAFETY: registered descriptors are never freed; `p` is live (checked by the caller).
+    !e.is_null() && unsafe { !(*e).is_slab && (*e).loose_size.load(core::sync::atomic::Ordering::Relaxed) }
 }
 
 #[cfg(test)]
@@ -279,6 +308,10 @@ mod tests {
         assert_eq!(nallocx(17, 0), 32);
         assert_eq!(nallocx(1, 6), 64); // ALIGN(64)
         assert_eq!(nallocx(usize::MAX, 0), 0);
+        assert_eq!(nallocx(MAX_REQUEST, 0), 0, "rounds past MAX_REQUEST");
+        assert_eq!(nallocx(MAX_REQUEST - 4094, 0), 0);
+        assert_eq!(nallocx(MAX_REQUEST - 4095, 0), MAX_REQUEST - 4095);
+        assert_eq!(nallocx(MAX_REQUEST - 4094, 13), 0);
         assert_eq!(nallocx(1, 62), 0);
         for (size, flags) in [(1usize, 0), (100, 4), (5000, 13), (40000, 0), (3, 20), (70000, 0)] {
             let p = mallocx(size, flags);

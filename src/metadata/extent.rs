@@ -14,7 +14,7 @@
 use crate::metadata::base::BASE;
 use crate::metadata::bitmap::Bitmap;
 use crate::foundation::util::LG_PAGE;
-use core::sync::atomic::{AtomicU16, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU8, Ordering};
 
 /// Page state of an extent. In use: active, or cached (a large block the program freed that
 /// sits in a thread cache: the page allocator treats it as in use, the program's calls as
@@ -89,6 +89,12 @@ pub struct Extent {
     /// The sparse mark the slab's page-map entries carry now (`bin` settles it to
     /// `bin::is_sparse(bucket)` at the end of each locked operation). Sync: Bin lock.
     pub tagged_sparse: bool,
+    /// A large block `xallocx` left bigger than its `size` asked for: `sdallocx` then takes
+    /// any size up to the usable one (the program may name any size it asked for since).
+    /// Sync: set by the block's owner while the block is live; reset under the Pac lock when
+    /// the extent becomes active. A block the thread cache hands out again may keep a stale
+    /// `true`, which only relaxes that block's size check.
+    pub loose_size: AtomicBool,
     /// Free-region bitmap of a slab (1 = free). Sync: as `bucket` (see `Bitmap`).
     pub bitmap: Bitmap,
     /// Links in its free set's age order while free (`Eset`: oldest first, so decay purges

@@ -169,9 +169,25 @@ fn slot(addr: usize) -> Option<&'static AtomicPtr<Extent>> {
     Some(unsafe { (*leaf).get_unchecked(l) })
 }
 
-/// Makes sure the leaves for `addr` and `addr + len - 1` exist, so later `set`s cannot fail.
+/// Makes sure the leaf of every page of `[addr, addr + len)` exists, so that later `set`s in
+/// the range cannot fail (`Pac::grow` calls it for each reservation before using it); false
+/// when the OS refused memory for one (the leaves made so far stay).
 pub fn ensure(addr: usize, len: usize) -> bool {
-    slot(addr).is_some() && slot(addr + len - 1).is_some()
+    /// Bytes of address space one leaf covers.
+    const SPAN: usize = 1 << (LEAF_BITS + LG_PAGE);
+    debug_assert!(len > 0);
+    let last = addr + len - 1;
+    let mut a = addr;
+    loop {
+        if slot(a).is_none() {
+            return false;
+        }
+        let next = (a | (SPAN - 1)) + 1;
+        if next > last {
+            return true;
+        }
+        a = next;
+    }
 }
 
 /// Registers `e` (or null) for the page holding `addr`. The leaf must exist (`ensure`).
@@ -187,12 +203,14 @@ pub fn set(addr: usize, e: *mut Extent) {
     unsafe { (*leaf).get_unchecked(l).store(e, Ordering::Release) }
 }
 
+/// `set` where the leaf is missing: only for a page outside every `ensure`d range, which no
+/// caller registers, so a failure here is a broken invariant, not a lack of memory.
 #[cold]
 #[inline(never)]
 fn set_slow(addr: usize, e: *mut Extent) {
     match slot(addr) {
         Some(s) => s.store(e, Ordering::Release),
-        None => crate::foundation::report::fatal("out of memory for the page map"),
+        None => crate::foundation::report::fatal("page map leaf missing for a registered page"),
     }
 }
 
@@ -245,6 +263,19 @@ mod tests {
         assert!(lookup(a + 3 * 4096).is_null());
         set(a + 4096, core::ptr::null_mut());
         assert!(lookup(a + 4096).is_null());
+    }
+
+    #[test]
+    fn ensure_makes_every_leaf_of_a_range() {
+        let span = 1usize << (LEAF_BITS + LG_PAGE);
+        let a = 0x5557_0000_0000usize + span - 2 * 4096;
+        assert!(ensure(a, 3 * span));
+        for k in 0..4 {
+            let (r, _) = split(a + k * span);
+            assert!(!ROOT[r].load(Ordering::Acquire).is_null(), "leaf {k} of the range missing");
+        }
+        let (r, _) = split(a + 4 * span);
+        assert!(ROOT[r].load(Ordering::Acquire).is_null(), "a leaf past the range was made");
     }
 
     #[test]

@@ -45,6 +45,14 @@ fn bin_of(pages: usize) -> usize {
     }
 }
 
+/// Whether `pages` pages at an `align`-aligned address (a power of two) fit in
+/// `[start, end)` (user-space addresses; `pages` pages are at most `isize::MAX` bytes).
+#[inline]
+pub fn fits_aligned(start: usize, end: usize, pages: usize, align: usize) -> bool {
+    let at = crate::foundation::util::align_up(start, align);
+    at <= end && end - at >= pages << crate::foundation::util::LG_PAGE
+}
+
 impl Eset {
     pub const fn new(state: State) -> Self {
         Eset {
@@ -188,6 +196,49 @@ impl Eset {
         core::ptr::null_mut()
     }
 
+    /// The smallest extent found that holds `pages` pages at an `align`-aligned address
+    /// (`align` a power of two ≥ PAGE), left in the set; null if none. Bins are searched from
+    /// `pages` up, the first `SCAN` extents of each (an extent of `pages + align/PAGE - 1`
+    /// pages always holds one, so the search ends at the first bin of such extents), and the
+    /// first bin with a fitting extent gives its smallest. `Pac` looks at every extent before
+    /// growing, so extents this search skips are not lost.
+    pub fn find_fit_aligned(&self, pages: usize, align: usize) -> *mut Extent {
+        if align <= crate::foundation::util::PAGE {
+            return self.find_fit(pages);
+        }
+        let mut from = bin_of(pages);
+        while let Some(b) = self.next_nonempty(from) {
+            let mut best: *mut Extent = core::ptr::null_mut();
+            let mut e = self.bins[b].head;
+            let mut n = 0;
+            // SAFETY: walking a list we own under the Pac lock.
+            unsafe {
+                while !e.is_null() && n < SCAN {
+                    if fits_aligned((*e).addr, (*e).end(), pages, align) && (best.is_null() || (*e).pages() < (*best).pages()) {
+                        best = e;
+                    }
+                    e = (*e).next;
+                    n += 1;
+                }
+            }
+            if !best.is_null() {
+                return best;
+            }
+            from = b + 1;
+        }
+        core::ptr::null_mut()
+    }
+
+    /// Removes and returns `find_fit_aligned(pages, align)`, or null.
+    pub fn take_fit_aligned(&mut self, pages: usize, align: usize) -> *mut Extent {
+        let found = self.find_fit_aligned(pages, align);
+        if !found.is_null() {
+            // SAFETY: `found` is in this set.
+            unsafe { self.remove(found) };
+        }
+        found
+    }
+
     unsafe fn best_in_bin(&self, b: usize, pages: usize) -> *mut Extent {
         let mut best: *mut Extent = core::ptr::null_mut();
         let mut e = self.bins[b].head;
@@ -300,5 +351,27 @@ mod tests {
         }
         assert!(s.take_fit(1).is_null());
         assert_eq!(s.npages, 0);
+    }
+
+    #[test]
+    fn aligned_fit() {
+        let mut pool = ExtentPool::new();
+        let mut s = Eset::new(State::Dirty);
+        let base = 1usize << 40;
+        // 4 pages just past a 64 KiB boundary (no aligned block of 2 pages), 18 pages at a
+        // 64 KiB boundary, 20 pages just past one (holds 2 aligned pages only from page 15 on).
+        let (a, b, c) = (mk(&mut pool, base + PAGE, 4), mk(&mut pool, base + (1 << 20), 18), mk(&mut pool, base + (2 << 20) + PAGE, 20));
+        // SAFETY: fresh descriptors; returned ones are live.
+        unsafe {
+            s.insert(a);
+            s.insert(b);
+            s.insert(c);
+            assert_eq!(s.find_fit_aligned(2, 1 << 16), b, "the smallest extent holding an aligned block");
+            assert_eq!(s.find_fit_aligned(3, PAGE), a, "page alignment: plain best fit");
+            assert_eq!(s.take_fit_aligned(18, 1 << 16), b);
+            assert_eq!(s.find_fit_aligned(5, 1 << 16), c, "20 pages from page 1 hold 5 aligned pages at page 16");
+            assert!(s.find_fit_aligned(6, 1 << 16).is_null());
+            assert!(s.find_fit_aligned(1, 1 << 30).is_null());
+        }
     }
 }

@@ -1,14 +1,17 @@
 //! Page allocator of one arena: hands out page-aligned extents (for slabs and large blocks),
 //! takes them back, splits, coalesces, grows from the OS; `purge` gives free pages back.
 //!
-//! Policy: allocation takes the best fit from the dirty set, then muzzy, then retained, then
-//! reserves a new chunk of address space (≥ 64 MiB, untouched so it costs no RSS). A freed
+//! Policy: allocation takes the best fit from the dirty set, then muzzy, then retained (for
+//! an aligned request, the smallest extent that holds the block at an aligned address), then
+//! a run of adjacent free extents of different states that holds it, then reserves a new
+//! chunk of address space (64 MiB, untouched so it costs no RSS; smaller ones down to the
+//! request's size when an address-space limit refuses that). A freed
 //! extent becomes dirty and is coalesced with free neighbours of the same state and arena.
 //! Nothing is purged on the free path: dirty pages decay to muzzy or retained over
 //! `dirty_decay_ms` (`decay`, run by `purge` from the background thread or from slow paths
 //! that call `objects::arena::Arena::tick`), and `purge` in `All` mode (malloc_trim,
 //! `arena.<i>.purge`) turns every dirty and muzzy extent into retained at once. Address space
-//! is never unmapped.
+//! is never unmapped once in use (a reservation `grow` cannot register is given back at once).
 //!
 //! Sync: one lock per arena (rank 4, after bin locks); every method of `PacInner` runs under
 //! it (through a `PacGuard`, which publishes the figures lock-free readers use when it is
@@ -257,25 +260,34 @@ impl PacInner {
 
     /// `alloc` if `any`; else from the dirty set alone (resident pages; null when no dirty
     /// extent fits).
+    ///
+    /// The first extent that holds the block at an aligned address, by set (dirty, muzzy,
+    /// retained) and by size within a set (`Eset::find_fit_aligned`): an aligned request
+    /// reuses a freed block of its size whatever state decay has moved it to. Only then,
+    /// before the OS is asked for more, a run of adjacent free extents of different states
+    /// (`take_run`: an aligned block carved from retained address space leaves retained lead
+    /// and trail pieces beside the block, which become dirty when freed), then `grow`.
     fn alloc_in(&mut self, pages: usize, align: usize, slab_bin: Option<u8>, any: bool) -> *mut Extent {
         debug_assert!(pages > 0 && align >= PAGE && align.is_power_of_two());
-        let need = pages + (align >> LG_PAGE) - 1;
-        let mut e = self.dirty.take_fit(need);
+        let mut e = self.dirty.take_fit_aligned(pages, align);
         if !e.is_null() {
             self.decay_dirty.note_reused(pages);
         } else if any {
-            e = self.muzzy.take_fit(need);
+            e = self.muzzy.take_fit_aligned(pages, align);
             if !e.is_null() {
                 self.decay_muzzy.note_reused(pages);
             } else {
-                e = self.retained.take_fit(need);
+                e = self.retained.take_fit_aligned(pages, align);
             }
         }
+        if e.is_null() && any {
+            e = self.take_run(pages, align);
+        }
         if e.is_null() {
-            if !any || !self.grow(need) {
+            if !any || !self.grow(pages + (align >> LG_PAGE) - 1) {
                 return e;
             }
-            e = self.retained.take_fit(need);
+            e = self.retained.take_fit_aligned(pages, align);
             if e.is_null() {
                 return e;
             }
@@ -303,6 +315,7 @@ impl PacInner {
                 // On descriptor exhaustion the block is simply larger than asked; fine.
             }
             (*e).set_state(State::Active);
+            (*e).loose_size.store(false, core::sync::atomic::Ordering::Relaxed);
             self.active_pages += (*e).pages();
             match slab_bin {
                 Some(bin) => {
@@ -404,26 +417,155 @@ impl PacInner {
         }
     }
 
-    /// Reserves address space for at least `pages` pages and adds it to the retained set.
+    /// The free extent of this arena that starts at `addr` (in a set: dirty, muzzy or
+    /// retained), or null.
+    fn free_at(&self, addr: usize) -> *mut Extent {
+        let n = rtree::lookup(addr);
+        // SAFETY: registered descriptors are live; we hold the lock that guards their fields.
+        let free = !n.is_null()
+            && unsafe {
+                (*n).addr == addr
+                    && (*n).arena == self.arena
+                    && matches!((*n).state(), State::Dirty | State::Muzzy | State::Retained)
+            };
+        if free {
+            n
+        } else {
+            core::ptr::null_mut()
+        }
+    }
+
+    /// The block of `pages` pages aligned to `align` at the lowest aligned address of the
+    /// shortest run of adjacent free extents (any states) that holds one, out of every set:
+    /// the run's extents that the block overlaps are joined into it (its `zeroed` only if
+    /// all of theirs are), the parts of them outside it go back to their sets in their own
+    /// states. Null when no run holds the block or no descriptor is left for the two splits.
+    /// Looks at every free extent once (each run is walked from its first extent): the
+    /// fallback before growing, not the common path.
+    fn take_run(&mut self, pages: usize, align: usize) -> *mut Extent {
+        let size = pages << LG_PAGE;
+        // (run length, first extent, block address) of the best run so far.
+        let mut best: (usize, *mut Extent, usize) = (usize::MAX, core::ptr::null_mut(), 0);
+        for set in [&self.dirty, &self.muzzy, &self.retained] {
+            set.for_each(|e| {
+                if e.addr >= PAGE && !self.free_at_end(e.addr).is_null() {
+                    return; // not the first extent of its run
+                }
+                let at = align_up(e.addr, align);
+                let mut end = e.end();
+                loop {
+                    if at <= end && end - at >= size {
+                        if end - e.addr < best.0 {
+                            best = (end - e.addr, e as *const Extent as *mut Extent, at);
+                        }
+                        return;
+                    }
+                    let n = self.free_at(end);
+                    if n.is_null() {
+                        return;
+                    }
+                    // SAFETY: a free extent of this arena; we hold the lock.
+                    end = unsafe { (*n).end() };
+                }
+            });
+        }
+        let (_, mut x, at) = best;
+        if x.is_null() {
+            return x;
+        }
+        // Two descriptors for the splits, taken and given back, so that neither can fail.
+        let (d1, d2) = (self.pool.get(), self.pool.get());
+        // SAFETY: descriptors just taken from the pool, referenced by nothing.
+        unsafe {
+            if !d1.is_null() {
+                self.pool.put(d1);
+            }
+            if !d2.is_null() {
+                self.pool.put(d2);
+            }
+        }
+        if d1.is_null() || d2.is_null() {
+            return core::ptr::null_mut();
+        }
+        // SAFETY: `x` and the extents after it are free extents of this arena in their sets;
+        // we hold the lock, and the two splits below find their descriptors in the pool.
+        unsafe {
+            while (*x).end() <= at {
+                x = self.free_at((*x).end());
+            }
+            let st = (*x).state();
+            self.set_of(st).remove(x);
+            if (*x).addr < at {
+                let t = self.split(x, (at - (*x).addr) >> LG_PAGE);
+                self.set_of(st).insert(x);
+                x = t;
+            }
+            while (*x).end() < at + size {
+                let n = self.free_at((*x).end());
+                let nst = (*n).state();
+                self.set_of(nst).remove(n);
+                if (*n).end() > at + size {
+                    let t = self.split(n, (at + size - (*n).addr) >> LG_PAGE);
+                    self.set_of(nst).insert(t);
+                }
+                self.merge(x, n);
+            }
+            if (*x).end() > at + size {
+                let t = self.split(x, pages);
+                let st = (*t).state();
+                self.set_of(st).insert(t);
+            }
+        }
+        x
+    }
+
+    /// The free extent of this arena that ends at `addr` (the one before `addr`), or null.
+    fn free_at_end(&self, addr: usize) -> *mut Extent {
+        let p = rtree::lookup(addr - PAGE);
+        // SAFETY: registered descriptors are live; we hold the lock.
+        if !p.is_null() && unsafe { (*p).end() } == addr {
+            // SAFETY: as above.
+            self.free_at(unsafe { (*p).addr })
+        } else {
+            core::ptr::null_mut()
+        }
+    }
+
+    /// Reserves address space for at least `pages` pages and adds it to the retained set: a
+    /// chunk of `CHUNK` bytes (the request rounded up to 2 MiB if larger) or, when the OS
+    /// refuses that (an address-space limit), halved sizes down to the request itself. False
+    /// when no size could be reserved, or when the range's page-map leaves or its descriptor
+    /// cannot be had; the range is then unmapped again.
     fn grow(&mut self, pages: usize) -> bool {
         let want = match pages.checked_mul(PAGE) {
             Some(b) if b <= crate::foundation::util::MAX_REQUEST => b,
             _ => return false,
         };
-        let size = if want <= CHUNK { CHUNK } else { align_up(want, 2 << 20) };
-        let p = sys::reserve(size) as usize;
-        if p == 0 {
-            return false;
-        }
-        if !rtree::ensure(p, size) {
-            return false;
-        }
-        reservations::record(p, p + size);
-        self.mapped += size;
         let e = self.pool.get();
         if e.is_null() {
             return false;
         }
+        let mut size = if want <= CHUNK { CHUNK } else { align_up(want, 2 << 20) };
+        let p = loop {
+            let p = sys::reserve(size) as usize;
+            if p != 0 {
+                break p;
+            }
+            if size == want {
+                // SAFETY: `e` came from the pool just now and nothing refers to it.
+                unsafe { self.pool.put(e) };
+                return false;
+            }
+            size = align_up(size / 2, PAGE).max(want);
+        };
+        if !rtree::ensure(p, size) {
+            sys::release(p, size);
+            // SAFETY: as above.
+            unsafe { self.pool.put(e) };
+            return false;
+        }
+        reservations::record(p, p + size);
+        self.mapped += size;
         // SAFETY: fresh descriptor, exclusively ours.
         unsafe {
             (*e).addr = p;
@@ -691,6 +833,62 @@ mod tests {
             assert!(p.dalloc(run) && p.dalloc(out[0]));
             p.validate();
             assert_eq!(p.free_pages().0, 68, "everything coalesced back");
+        }
+    }
+
+    /// Puts a free extent of `pages` pages at `addr` in state `st` straight into `p`'s sets.
+    fn free_extent(p: &mut PacInner, addr: usize, pages: usize, st: State, zeroed: bool) {
+        let e = p.pool.get();
+        // SAFETY: a fresh descriptor; its pages' leaves exist (the caller's `ensure`).
+        unsafe {
+            (*e).addr = addr;
+            (*e).size = pages * PAGE;
+            (*e).arena = p.arena;
+            (*e).zeroed = zeroed;
+            (*e).set_state(st);
+            rtree::set(addr, e);
+            rtree::set((*e).last_page(), e);
+            p.set_of(st).insert(e);
+        }
+    }
+
+    #[test]
+    fn runs_of_free_extents_in_different_states_serve_before_growing() {
+        static PAC: Pac = Pac::new(6);
+        let mut p = PAC.inner.lock();
+        // Address space nobody maps (as in rtree's tests); only descriptors point into it.
+        let b = 0x5560_0000_0000usize;
+        assert!(rtree::ensure(b, 1 << 30));
+        // dirty 4 | retained 2 | dirty 4: no single extent holds 8 pages.
+        free_extent(&mut p, b, 4, State::Dirty, false);
+        free_extent(&mut p, b + 4 * PAGE, 2, State::Retained, true);
+        free_extent(&mut p, b + 6 * PAGE, 4, State::Dirty, false);
+        p.validate();
+        let x = p.alloc(8, PAGE, None);
+        // SAFETY: live descriptors returned by alloc.
+        unsafe {
+            assert_eq!(((*x).addr, (*x).pages(), (*x).zeroed), (b, 8, false));
+            assert_eq!(p.free_pages(), (2, 0, 0), "the last dirty extent's tail stays dirty");
+            assert_eq!(p.mapped, 0, "nothing reserved from the OS");
+            p.validate();
+            // [b+8, b+10) dirty, then retained 6 | dirty 4 (at a 64 KiB boundary) | retained 10:
+            // a 64 KiB-aligned block of 6 pages needs the dirty extent and 2 retained pages.
+            free_extent(&mut p, b + 10 * PAGE, 6, State::Retained, true);
+            free_extent(&mut p, b + 16 * PAGE, 4, State::Dirty, false);
+            free_extent(&mut p, b + 20 * PAGE, 10, State::Retained, true);
+            p.validate();
+            let y = p.alloc(6, 1 << 16, None);
+            assert_eq!(((*y).addr, (*y).pages()), (b + 16 * PAGE, 6));
+            assert_eq!(p.free_pages(), (2, 0, 14), "the pieces outside the block keep their states");
+            assert_eq!(rtree::lookup(b + 21 * PAGE), y);
+            assert_eq!(p.mapped, 0);
+            p.validate();
+            assert!(p.dalloc(y) && p.dalloc(x));
+            p.validate();
+            // A freed aligned block serves the same request again, whatever its neighbours.
+            let z = p.alloc(6, 1 << 16, None);
+            assert_eq!((*z).addr, b + 16 * PAGE);
+            assert_eq!(p.mapped, 0);
         }
     }
 

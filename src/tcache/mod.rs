@@ -177,10 +177,13 @@ pub fn enabled() -> bool {
 }
 
 /// `thread.tcache.enabled` writes: off flushes and recycles this thread's cache (later calls
-/// go straight to the arenas); on lets the next call create one again.
+/// go straight to the arenas; a thread that has no cache yet gets none); on lets the next
+/// call create one again.
 pub fn set_thread_enabled(on: bool) {
     let t = tsd::get();
-    if !on && t > tsd::LAST_SENTINEL {
+    if !on && t == tsd::NONE {
+        tsd::set(tsd::OFF);
+    } else if !on && t > tsd::LAST_SENTINEL {
         let tc = t as *mut Tcache;
         tsd::set(tsd::OFF);
         tsd::register_exit(core::ptr::null_mut());

@@ -75,13 +75,21 @@ impl Req {
         Ok(())
     }
 
-    /// jemalloc's WRITE(v, T): the new value if one was given.
-    pub fn write<T: Copy>(&self) -> Result<Option<T>, i32> {
+    /// jemalloc's WRITE(v, T): the new value if one was given. A `bool` is a byte the caller
+    /// may have set to anything: any non-zero byte is true (reading it as a Rust `bool` would
+    /// be undefined behaviour for bytes other than 0 and 1).
+    pub fn write<T: Copy + 'static>(&self) -> Result<Option<T>, i32> {
         if self.newp.is_null() {
             return Ok(None);
         }
         if self.newlen != size_of::<T>() {
             return Err(libc::EINVAL);
+        }
+        if core::any::TypeId::of::<T>() == core::any::TypeId::of::<bool>() {
+            // SAFETY: `newp` points to `newlen` = 1 readable byte (the caller's promise).
+            let b = unsafe { *self.newp } != 0;
+            // SAFETY: T is bool.
+            return Ok(Some(unsafe { core::mem::transmute_copy::<bool, T>(&b) }));
         }
         // SAFETY: the caller promises `newp` points to `newlen` readable bytes.
         Ok(Some(unsafe { core::ptr::read_unaligned(self.newp as *const T) }))
@@ -159,5 +167,23 @@ pub fn errno_of(r: R) -> i32 {
     match r {
         Ok(()) => 0,
         Err(e) => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_byte(b: u8) -> Result<Option<bool>, i32> {
+        let req = Req { oldp: core::ptr::null_mut(), oldlenp: core::ptr::null_mut(), newp: &b, newlen: 1 };
+        req.write::<bool>()
+    }
+
+    #[test]
+    fn a_bool_written_as_any_byte_is_defined() {
+        assert_eq!(write_byte(0), Ok(Some(false)));
+        assert_eq!(write_byte(1), Ok(Some(true)));
+        let v = write_byte(0x5a).unwrap().unwrap();
+        assert!(v && v as u8 == 1, "a non-zero byte must read as true, not as a bool holding {:#x}", v as u8);
     }
 }

@@ -216,7 +216,7 @@ static OPT: [(&str, Node); 37] = [
     ("dirty_decay_ms", leaf!(|_, r| r.ro(crate::front::conf::decay_ms().0))),
     ("muzzy_decay_ms", leaf!(|_, r| r.ro(crate::front::conf::decay_ms().1))),
     ("stats_print", leaf!(|_, r| r.ro(crate::front::conf::stats_print()))),
-    ("stats_print_opts", leaf!(|_, r| r.ro(c"".as_ptr()))),
+    ("stats_print_opts", leaf!(|_, r| r.ro(crate::front::conf::stats_print_opts_ptr()))),
     ("stats_interval", leaf!(|_, r| r.ro(-1i64))),
     ("stats_interval_opts", leaf!(|_, r| r.ro(c"".as_ptr()))),
     ("junk", leaf!(|_, r| r.ro(crate::front::conf::junk_name().as_ptr()))),
@@ -237,7 +237,7 @@ static ARENA_I: Node = Node::Dir(&[
     ("purge", leaf!(arena_purge)),
     ("reset", Node::Gap),
     ("destroy", Node::Gap),
-    ("dss", leaf!(|_, r| r.ro(c"disabled".as_ptr()))),
+    ("dss", leaf!(arena_dss)),
     ("oversize_threshold", Node::Gap),
     ("dirty_decay_ms", leaf!(|i, r| arena_decay_ms(i, r, true))),
     ("muzzy_decay_ms", leaf!(|i, r| arena_decay_ms(i, r, false))),
@@ -537,6 +537,24 @@ fn arena_decay(i: &Idx, r: &Req) -> R {
         a.pac.purge(crate::pages::decay::now_ns(), crate::pages::purge::Mode::Decay);
     }
     Ok(())
+}
+
+/// `arena.<i>.dss`: oxmalloc never uses sbrk, so the precedence is always "disabled". Writing
+/// "disabled" succeeds; "primary" and "secondary" fail with EFAULT (jemalloc's answer where
+/// dss is not supported); any other string (or null) is EINVAL. Reads the value in force.
+fn arena_dss(_: &Idx, r: &Req) -> R {
+    if let Some(p) = r.write::<*const core::ffi::c_char>()? {
+        if p.is_null() {
+            return Err(EINVAL);
+        }
+        // SAFETY: mallctl's contract: a string value is a pointer to a NUL-terminated string.
+        match unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes() {
+            b"disabled" => {}
+            b"primary" | b"secondary" => return Err(EFAULT),
+            _ => return Err(EINVAL),
+        }
+    }
+    r.read(c"disabled".as_ptr())
 }
 
 fn arenas_create(_: &Idx, r: &Req) -> R {
