@@ -343,4 +343,53 @@ static inline void fork_on_abort(size_t size, int allocate) {
     alarm(10);
 }
 
+/* Runs this program again as `argv0 child <c>` with OXMALLOC_CONF=`ox` and MALLOC_CONF=`mc`
+ * (NULL: unset), its stderr captured into `err` (read to the end, keeping what fits); returns
+ * the wait status. The option tests run each case in a fresh process this way. */
+static inline int run_child_conf(const char *argv0, const char *c, const char *ox, const char *mc,
+                                 char *err, size_t errlen) {
+    int fds[2];
+    CHECK(pipe(fds) == 0, "pipe");
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        if (ox) setenv("OXMALLOC_CONF", ox, 1); else unsetenv("OXMALLOC_CONF");
+        if (mc) setenv("MALLOC_CONF", mc, 1); else unsetenv("MALLOC_CONF");
+        execl("/proc/self/exe", argv0, "child", c, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t k;
+    char sink[4096];
+    while ((k = read(fds[0], n + 1 < errlen ? err + n : sink, n + 1 < errlen ? errlen - 1 - n : sizeof sink)) > 0)
+        if (n + 1 < errlen) n += (size_t)k;
+    err[n] = 0;
+    close(fds[0]);
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
+    return st;
+}
+
+/* Runs `f` in a forked child that must exit 0 (the case is skipped when `only` is set and
+ * `name` does not contain it), then prints `<prog>: <name> ok`. */
+static inline void run_forked_case(const char *prog, const char *only, const char *name, void (*f)(void)) {
+    if (only && !strstr(name, only)) return;
+    fflush(stdout);
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork");
+    if (pid == 0) {
+        f();
+        fflush(stdout);
+        _exit(0);
+    }
+    int st = 0;
+    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "case %s: %s %d", name,
+          WIFSIGNALED(st) ? "killed by signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+    printf("%s: %s ok\n", prog, name);
+}
+
 #endif

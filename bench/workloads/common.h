@@ -69,6 +69,21 @@ static inline long status_kib(const char *key) {
     return v;
 }
 
+/* Resident set size in KiB from /proc/self/statm, read into a stack buffer with open/read: no
+ * allocator call (the idle workloads measure a program that makes none). -1 on error. */
+static inline long rss_kib_noalloc(void) {
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    long size, resident;
+    if (sscanf(buf, "%ld %ld", &size, &resident) != 2) return -1;
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
 /* Prints the RESULT line; `extra` is appended verbatim (may be ""). */
 static inline void report(const char *workload, const char *param, double ops, double secs, const char *extra) {
     double ops_per_sec = secs > 0 ? ops / secs : 0;

@@ -11,20 +11,6 @@
 #include "common.h"
 #include <math.h>
 
-static long rss_kib(void) {
-    /* /proc/self/statm through raw read into a stack buffer: no allocation while idle. */
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    long size, resident;
-    if (sscanf(buf, "%ld %ld", &size, &resident) != 2) return -1;
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "mixed";
     int all_large = strcmp(mode, "large") == 0;
@@ -51,7 +37,7 @@ int main(int argc, char **argv) {
         size_t j = rng_next(&s) % (i + 1);
         void *t = v[i]; v[i] = v[j]; v[j] = t;
     }
-    long peak = rss_kib();
+    long peak = rss_kib_noalloc();
     for (size_t i = 0; i < n; i++) b_free(v[i]);
     double t_free = now_s();
     double t25 = -1;
@@ -65,7 +51,7 @@ int main(int argc, char **argv) {
             ts.tv_nsec = (long)((target - now - (double)ts.tv_sec) * 1e9);
             nanosleep(&ts, NULL);
         }
-        last = rss_kib();
+        last = rss_kib_noalloc();
         double t = now_s() - t_free;
         fprintf(stderr, "TRACE %.1f %.1f\n", t, last / 1024.0);
         if (t25 < 0 && last * 4 < peak) t25 = t;

@@ -10,18 +10,6 @@
 #include "common.h"
 #include <sys/resource.h>
 
-static long rss_kib(void) {
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    long size, resident;
-    if (sscanf(buf, "%ld %ld", &size, &resident) != 2) return -1;
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
 
 static char *fresh(uint64_t *s) {
     size_t size = (5 << 20) + rng_next(s) % (20 << 20);
@@ -54,7 +42,7 @@ int main(int argc, char **argv) {
     nanosleep(&ts, NULL);
     char extra[160];
     snprintf(extra, sizeof extra, "loop_s=%.3f faults_k=%.1f end_mib=%.1f", loop,
-             (double)(r1.ru_minflt - r0.ru_minflt) / 1000.0, rss_kib() / 1024.0);
+             (double)(r1.ru_minflt - r0.ru_minflt) / 1000.0, rss_kib_noalloc() / 1024.0);
     report("refault", "2000", (double)rounds, loop, extra);
     return 0;
 }

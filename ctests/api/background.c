@@ -297,27 +297,7 @@ static int child(const char *c) {
 }
 
 static int run(const char *c, const char *ox, char *err, size_t errlen) {
-    int fds[2];
-    CHECK(pipe(fds) == 0, "pipe");
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        if (ox) setenv("OXMALLOC_CONF", ox, 1); else unsetenv("OXMALLOC_CONF");
-        unsetenv("MALLOC_CONF");
-        execl("/proc/self/exe", "background", "child", c, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t n = 0;
-    ssize_t k;
-    while (n + 1 < errlen && (k = read(fds[0], err + n, errlen - 1 - n)) > 0) n += (size_t)k;
-    err[n] = 0;
-    close(fds[0]);
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
-    return st;
+    return run_child_conf("background", c, ox, NULL, err, errlen);
 }
 
 static void expect_ok(const char *c, const char *ox) {

@@ -43,33 +43,9 @@ static int child(const char *c) {
     return 0;
 }
 
-/* Runs case `c` with MALLOC_CONF=`mc` and OXMALLOC_CONF=`ox` (NULL: unset); returns the wait
- * status, the child's stderr in `err`. */
+/* Runs case `c` with MALLOC_CONF=`mc` and OXMALLOC_CONF=`ox` (NULL: unset). */
 static int run(const char *c, const char *mc, const char *ox, char *err, size_t errlen) {
-    int fds[2];
-    CHECK(pipe(fds) == 0, "pipe");
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        if (mc) setenv("MALLOC_CONF", mc, 1); else unsetenv("MALLOC_CONF");
-        if (ox) setenv("OXMALLOC_CONF", ox, 1); else unsetenv("OXMALLOC_CONF");
-        execl("/proc/self/exe", "conf_garbage", "child", c, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t n = 0;
-    ssize_t k;
-    char sink[4096];
-    /* Read to the end (a child blocked on a full pipe would never exit); keep what fits. */
-    while ((k = read(fds[0], n + 1 < errlen ? err + n : sink, n + 1 < errlen ? errlen - 1 - n : sizeof sink)) > 0)
-        if (n + 1 < errlen) n += (size_t)k;
-    err[n] = 0;
-    close(fds[0]);
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
-    return st;
+    return run_child_conf("conf_garbage", c, ox, mc, err, errlen);
 }
 
 static int count(const char *hay, const char *needle) {

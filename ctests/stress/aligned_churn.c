@@ -145,22 +145,7 @@ static void case_rlimit(void) {
 
 static const char *only;
 
-static void run_case(const char *name, void (*f)(void)) {
-    if (only && !strstr(name, only)) return;
-    fflush(stdout);
-    pid_t pid = fork();
-    CHECK(pid >= 0, "fork");
-    if (pid == 0) {
-        f();
-        fflush(stdout);
-        _exit(0);
-    }
-    int st = 0;
-    CHECK(waitpid(pid, &st, 0) == pid, "waitpid");
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "case %s: %s %d", name,
-          WIFSIGNALED(st) ? "killed by signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-    printf("aligned_churn: %s ok\n", name);
-}
+static void run_case(const char *name, void (*f)(void)) { run_forked_case("aligned_churn", only, name, f); }
 
 int main(int argc, char **argv) {
     assert_oxmalloc();
