@@ -4,6 +4,9 @@ CARGO   ?= cargo
 LIB     := target/release/liboxmalloc.so
 # The debug library: debug assertions, lock-rank checks (ctests-debug).
 LIB_DEBUG := target/debug/liboxmalloc.so
+# The shared library exports the C ABI: feature `export` (off by default, so that a Rust
+# program depending on the crate exports nothing and needs no C compiler).
+EXPORT  := --features export
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 # The main job: a real program under the allocator (override: make run CMD="...").
 CMD     ?= /usr/bin/python3 scripts/demo.py
@@ -15,10 +18,10 @@ CMD     ?= /usr/bin/python3 scripts/demo.py
 all: build header
 
 build:
-	$(CARGO) build --release
+	$(CARGO) build --release $(EXPORT)
 
 build-debug:
-	$(CARGO) build
+	$(CARGO) build $(EXPORT)
 
 # Regenerates include/oxmalloc.h with cbindgen (tests/header.rs fails when it is stale).
 header:
