@@ -4,9 +4,6 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi/cxx_new.c");
-    if std::env::var_os("CARGO_FEATURE_EXPORT").is_none() {
-        return;
-    }
     #[cfg(feature = "export")]
     cc::Build::new()
         .file("src/ffi/cxx_new.c")
