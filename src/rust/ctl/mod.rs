@@ -119,6 +119,15 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// `Result` with this module's [`Error`].
+///
+/// ```
+/// fn pool_arena() -> oxmalloc::ctl::Result<u32> {
+///     let a = oxmalloc::ctl::arenas::create()?;
+///     oxmalloc::ctl::thread::set_arena(a)?;
+///     Ok(a)
+/// }
+/// assert!(pool_arena().is_ok());
+/// ```
 pub type Result<T> = core::result::Result<T, Error>;
 
 /// `mallctl(name, old, new)` with the buffers on the stack: reads into `old` when given,
@@ -189,6 +198,13 @@ pub fn version() -> &'static str {
 }
 
 /// The statistics epoch (`epoch`).
+///
+/// ```
+/// use oxmalloc::ctl::{epoch, stats};
+///
+/// epoch::advance(); // what code written for jemalloc does before reading statistics
+/// let _ = stats::allocated();
+/// ```
 pub mod epoch {
     /// Advances the epoch and returns its new value. jemalloc refreshes its statistics
     /// snapshot here; oxmalloc's statistics are read live, so this only counts, for code
@@ -209,6 +225,14 @@ pub mod epoch {
 }
 
 /// Arenas as a whole (`arenas.*`).
+///
+/// ```
+/// use oxmalloc::ctl::arenas;
+///
+/// let before = arenas::count();
+/// let a = arenas::create().unwrap();
+/// assert!(arenas::count() > before && a < arenas::count());
+/// ```
 pub mod arenas {
     use super::Result;
 
@@ -257,6 +281,12 @@ pub mod arenas {
 }
 
 /// One arena (`arena.<i>.*`).
+///
+/// ```
+/// use oxmalloc::ctl::{arena, thread};
+///
+/// arena::purge(thread::arena().unwrap()).unwrap();
+/// ```
 pub mod arena {
     use super::Result;
 
@@ -291,6 +321,16 @@ pub mod arena {
 /// fails with [`Error::Failed`](super::Error::Failed) (jemalloc's answer when the thread
 /// cannot be started). Once the allocator gains the thread, the same calls start, stop and
 /// report it.
+///
+/// ```
+/// use oxmalloc::ctl::{background_thread, Error};
+///
+/// match background_thread::set(true) {
+///     Ok(()) => assert!(background_thread::get().unwrap()),
+///     Err(e) => assert_eq!(e, Error::Failed), // not in this build
+/// }
+/// # let _ = background_thread::set(false);
+/// ```
 pub mod background_thread {
     use super::Result;
 

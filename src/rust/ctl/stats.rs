@@ -4,6 +4,14 @@
 //! under their locks one at a time), without a name lookup and without allocating. Their
 //! definitions are jemalloc's: `allocated ≤ active ≤ resident` and `active ≤ mapped` hold in
 //! every read.
+//!
+//! ```
+//! use oxmalloc::ctl::stats;
+//!
+//! let s = stats::summary();
+//! println!("{} bytes allocated, {} resident", s.allocated, s.resident);
+//! eprintln!("{}", stats::print());
+//! ```
 
 use super::{Error, Result};
 use crate::front::ctl::stats as live;

@@ -5,6 +5,13 @@
 //! and a field load, no name lookup), and [`allocatedp`] and [`deallocatedp`] hand out a
 //! reader bound to the counter for code that reads it often. Blocks allocated while a thread
 //! has no cache (caching turned off by the `tcache:false` option) are not counted.
+//!
+//! ```
+//! use oxmalloc::ctl::thread;
+//!
+//! let (allocated, freed) = (thread::allocated(), thread::deallocated());
+//! println!("this thread allocated {allocated} bytes and freed {freed}");
+//! ```
 
 use super::{Error, Result};
 use crate::tcache::{self, tsd, Tcache};
