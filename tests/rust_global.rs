@@ -207,23 +207,30 @@ fn is_child(name: &str) -> bool {
     std::env::var("OXMALLOC_TEST_CHILD").as_deref() == Ok(name)
 }
 
-/// A `dealloc` whose layout size belongs to another size class than the block's is misuse:
-/// the process ends with oxmalloc's line and SIGABRT.
+/// A `dealloc` whose layout size does not belong to the block (another size class, other
+/// pages) is misuse: the process ends with oxmalloc's line and SIGABRT.
 #[test]
 fn sized_free_with_a_wrong_size_aborts() {
     if is_child("sized_free_with_a_wrong_size_aborts") {
-        // SAFETY: deliberately wrong (the test): a block of 100 bytes freed as 1000. The
-        // pointer goes through black_box, or the compiler may drop the unused pair.
+        let (size, wrong) = match std::env::var("OXMALLOC_TEST_CASE").as_deref() {
+            Ok("large") => (100_000, 200_000),
+            Ok("medium") => (5000, 9000),
+            _ => (100, 1000),
+        };
+        // SAFETY: deliberately wrong (the test). The pointer goes through black_box, or the
+        // compiler may drop the unused pair.
         unsafe {
-            let p = std::hint::black_box(alloc(Layout::from_size_align(100, 8).unwrap()));
-            dealloc(p, Layout::from_size_align(1000, 8).unwrap());
+            let p = std::hint::black_box(alloc(Layout::from_size_align(size, 8).unwrap()));
+            dealloc(p, Layout::from_size_align(wrong, 8).unwrap());
         }
         return;
     }
-    let (status, err) = child("sized_free_with_a_wrong_size_aborts", &[]);
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(libc::SIGABRT), "{status:?} {err}");
-    assert!(err.contains("oxmalloc: dealloc(): size does not match the block 0x"), "{err}");
+    for case in ["small", "medium", "large"] {
+        let (status, err) = child("sized_free_with_a_wrong_size_aborts", &[("OXMALLOC_TEST_CASE", case)]);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGABRT), "{case}: {status:?} {err}");
+        assert!(err.contains("oxmalloc: dealloc(): size does not match the block 0x"), "{case}: {err}");
+    }
 }
 
 /// Without thread caches (option `tcache:false`) everything still works; the counters of a

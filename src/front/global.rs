@@ -16,11 +16,12 @@
 //! path: the class of the size against the class in the block's page-map entry.
 
 use crate::front::{alloc, init, xalloc};
+use crate::metadata::extent::State;
 use crate::metadata::rtree;
 use crate::metadata::size_class::{size2bin, size2bin_scaled, BIN_STRIDE, LOOKUP_MAX, SMALL_MAX};
 use crate::objects::arena;
 use crate::tcache::{self, tsd, Tcache};
-use crate::foundation::util::{align_up_checked, PAGE};
+use crate::foundation::util::{align_up, align_up_checked, PAGE};
 
 /// The largest alignment every block of at least that many bytes has from `malloc`.
 const MALLOC_ALIGN: usize = 16;
@@ -68,6 +69,31 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
     alloc::large_from(a, size, align, true)
 }
 
+/// `GlobalAlloc::dealloc` of the live block `p` allocated (or last resized) with `size` and
+/// `align`. A small block whose class is the class of `size`, at an alignment of at most 16,
+/// goes onto this thread's cache as `alloc::free` puts it there (for such alignments
+/// `sdallocx`'s check is exactly that compare: see the module header); a large block whose
+/// pages are what `size` asks for goes to `alloc::free_large`; anything else takes
+/// `xalloc::sdallocx`, whose full check reports a size that does not belong to the block.
+#[inline(always)]
+pub fn dealloc(p: *mut u8, size: usize, align: usize) {
+    let entry = rtree::lookup_entry(p as usize);
+    if align <= MALLOC_ALIGN && size <= SMALL_MAX {
+        if let Some(bin_off) = rtree::cacheable_bin_scaled(entry) {
+            let t = tsd::get();
+            if bin_off == class_offset(size) && t > tsd::LAST_SENTINEL {
+                // SAFETY: a non-sentinel slot value is this thread's live cache, used only by
+                // it; a tagged entry's descriptor is never freed (see `alloc::free`).
+                let (tc, e) = unsafe { (&mut *(t as *mut Tcache), &*rtree::entry_extent(entry)) };
+                if tc.free_small_checked(bin_off, p, (p as usize).wrapping_sub(e.addr)) {
+                    return;
+                }
+            }
+        }
+    }
+    dealloc_slow(p, size, align, entry)
+}
+
 /// The thread-cache bin offset of the class of `size` (≤ SMALL_MAX), as
 /// `rtree::cacheable_bin_scaled` gives it for a block of that class.
 #[inline(always)]
@@ -79,33 +105,21 @@ fn class_offset(size: usize) -> usize {
     }
 }
 
-/// `GlobalAlloc::dealloc` of the live block `p` allocated (or last resized) with `size` and
-/// `align`. A plain small block whose class matches `size` goes onto this thread's cache as
-/// `alloc::free` puts it there; everything else takes `xalloc::sdallocx` (the full check,
-/// then `free`).
-#[inline(always)]
-pub fn dealloc(p: *mut u8, size: usize, align: usize) {
-    if plain(size, align) && size <= SMALL_MAX {
-        let entry = rtree::lookup_entry(p as usize);
-        let t = tsd::get();
-        if let Some(bin_off) = rtree::cacheable_bin_scaled(entry) {
-            if bin_off == class_offset(size) && t > tsd::LAST_SENTINEL {
-                // SAFETY: a non-sentinel slot value is this thread's live cache, used only by
-                // it; a tagged entry's descriptor is never freed (see `alloc::free`).
-                let (tc, e) = unsafe { (&mut *(t as *mut Tcache), &*rtree::entry_extent(entry)) };
-                if tc.free_small_checked(bin_off, p, (p as usize).wrapping_sub(e.addr)) {
-                    return;
-                }
-            }
+/// `dealloc` of what its fast path does not take (`entry`: `p`'s page-map entry): large
+/// blocks, layouts aligned above 16, blocks of sparse slabs, no thread cache, misuse.
+#[inline(never)]
+fn dealloc_slow(p: *mut u8, size: usize, align: usize, entry: usize) {
+    if size > SMALL_MAX && align <= PAGE && entry != 0 && !rtree::is_slab(entry) {
+        // SAFETY: registered descriptors are never freed; an untagged entry is a large
+        // extent or a free one, told apart by its state.
+        let e = unsafe { &*rtree::entry_extent(entry) };
+        // `usable_for(size, align)` for a large size and an alignment up to a page; the block
+        // may be up to 1/8 bigger when it came from the thread cache (as `sdallocx` allows).
+        let want = align_up(size, PAGE);
+        if e.addr == p as usize && e.state() == State::Active && (e.size == want || (want < e.size && e.size <= tcache::large_fit_max(want))) {
+            return alloc::free_large(entry, p, "dealloc");
         }
     }
-    dealloc_checked(p, size, align)
-}
-
-/// `dealloc` through `sdallocx`: large blocks, aligned layouts, a size of another class
-/// (reported), blocks the cache's fast path does not take.
-#[inline(never)]
-fn dealloc_checked(p: *mut u8, size: usize, align: usize) {
     let flags = if plain(size, align) { 0 } else { align_flags(align) };
     xalloc::sdallocx(p, size, flags, "dealloc")
 }

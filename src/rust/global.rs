@@ -37,17 +37,34 @@ use core::alloc::{GlobalAlloc, Layout};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OxMalloc;
 
-/// Ends the process if it is dropped while a panic unwinds. The allocator's paths do not
-/// panic by design, and the crate's own profiles abort on panic; but a program that depends
-/// on the crate compiles it with its own panic strategy, and unwinding out of a global
-/// allocator is undefined behaviour. Each method creates one and forgets it on return, so
-/// only an unwind runs its `drop`.
-struct AbortOnUnwind;
+// The methods go through these `extern "C"` forwarders: a panic inside one ends the process
+// (Rust aborts when an unwind reaches an `extern "C"` function) instead of unwinding out of
+// the global allocator, which would be undefined behaviour. The allocator's paths do not
+// panic by design and the crate's own profiles abort on panic, but a program that depends on
+// the crate compiles it with its own panic strategy. Inlined, the forwarders cost nothing on
+// the fast paths: an abort needs no cleanup, hence no stack frame.
 
-impl Drop for AbortOnUnwind {
-    fn drop(&mut self) {
-        crate::foundation::report::fatal("a panic inside the allocator")
-    }
+#[inline(always)]
+extern "C" fn alloc_no_unwind(size: usize, align: usize) -> *mut u8 {
+    global::alloc(size, align)
+}
+
+#[inline(always)]
+extern "C" fn alloc_zeroed_no_unwind(size: usize, align: usize) -> *mut u8 {
+    global::alloc_zeroed(size, align)
+}
+
+#[inline(always)]
+extern "C" fn dealloc_no_unwind(ptr: *mut u8, size: usize, align: usize) {
+    global::dealloc(ptr, size, align)
+}
+
+/// # Safety
+/// As `front::global::realloc`.
+#[inline(always)]
+unsafe extern "C" fn realloc_no_unwind(ptr: *mut u8, align: usize, new_size: usize) -> *mut u8 {
+    // SAFETY: the caller's contract is `front::global::realloc`'s.
+    unsafe { global::realloc(ptr, align, new_size) }
 }
 
 // SAFETY: `front::global` returns blocks that fit the layout (size and alignment) or null,
@@ -56,34 +73,23 @@ impl Drop for AbortOnUnwind {
 unsafe impl GlobalAlloc for OxMalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let guard = AbortOnUnwind;
-        let p = global::alloc(layout.size(), layout.align());
-        core::mem::forget(guard);
-        p
+        alloc_no_unwind(layout.size(), layout.align())
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let guard = AbortOnUnwind;
-        let p = global::alloc_zeroed(layout.size(), layout.align());
-        core::mem::forget(guard);
-        p
+        alloc_zeroed_no_unwind(layout.size(), layout.align())
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let guard = AbortOnUnwind;
-        global::dealloc(ptr, layout.size(), layout.align());
-        core::mem::forget(guard);
+        dealloc_no_unwind(ptr, layout.size(), layout.align())
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let guard = AbortOnUnwind;
         // SAFETY: GlobalAlloc's contract: `ptr` is a live block of this allocator allocated
         // with `layout`, and `new_size` is non-zero.
-        let p = unsafe { global::realloc(ptr, layout.align(), new_size) };
-        core::mem::forget(guard);
-        p
+        unsafe { realloc_no_unwind(ptr, layout.align(), new_size) }
     }
 }
