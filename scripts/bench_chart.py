@@ -17,12 +17,14 @@ import sys
 ORDER = ["oxmalloc", "glibc", "jemalloc", "mimalloc", "tcmalloc"]
 COLORS = {"oxmalloc": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4",
           "mimalloc": "#2ca02c", "tcmalloc": "#ff7f0e"}
-WORKLOADS = ["pairs", "batch", "larson", "prodcons", "realloc", "threadchurn", "drift"]
+WORKLOADS = ["pairs", "batch", "larson", "prodcons", "realloc", "threadchurn", "drift", "rust"]
 UNITS = {
     "pairs": ("ns/pair", "ns"), "batch": ("ns per malloc+free", "ns"),
     "larson": ("Mops/s", "mops"), "prodcons": ("Mops/s", "mops"),
     "realloc": ("Mreallocs/s", "mops"), "threadchurn": ("threads/s", "ops"),
     "drift": ("Mops/s", "mops"),
+    # The Rust row: seconds per run (the pipeline's wall time; ratio from documents/s).
+    "rust": ("s per run", "secs"),
 }
 
 
@@ -56,6 +58,17 @@ def med(rows, col):
     return statistics.median(vals) if vals else None
 
 
+def med_extra(rows, key):
+    """Median of `key=value` in the rows' `extra` column (e.g. the Rust row's secs)."""
+    vals = []
+    for r in rows:
+        for kv in (r.get("extra") or "").split():
+            k, _, v = kv.partition("=")
+            if k == key and fnum(v) is not None:
+                vals.append(fnum(v))
+    return statistics.median(vals) if vals else None
+
+
 def best(rows, col):
     vals = [v for v in (fnum(r[col]) for r in rows) if v is not None]
     return max(vals) if vals else None
@@ -71,6 +84,7 @@ def summarise(runs):
             "ns": med(rows, "ns_per_op"),
             "rss": med(rows, "peak_rss_kib"),
             "rol": med(rows, "rss_over_live"),
+            "secs": med_extra(rows, "secs"),
         }
     for (w, p, a), d in s.items():
         je = s.get((w, p, "jemalloc"))
@@ -98,6 +112,8 @@ def fmt_val(w, d):
     unit = UNITS.get(w, ("ops/s", "ops"))[1]
     if unit == "ns":
         return "%.1f" % d["ns"] if d["ns"] is not None else "-"
+    if unit == "secs":
+        return "%.2f" % d["secs"] if d["secs"] is not None else "-"
     if d["ops"] is None:
         return "-"
     return "%.2f" % (d["ops"] / 1e6) if unit == "mops" else "%.0f" % d["ops"]
