@@ -23,8 +23,9 @@ UNITS = {
     "larson": ("Mops/s", "mops"), "prodcons": ("Mops/s", "mops"),
     "realloc": ("Mreallocs/s", "mops"), "threadchurn": ("threads/s", "ops"),
     "drift": ("Mops/s", "mops"),
-    # The Rust row: seconds per run (the pipeline's wall time; ratio from documents/s).
-    "rust": ("s per run", "secs"),
+    # The Rust row: seconds per run, wall / CPU (user + system) time of the pipeline; the
+    # ratio is from documents per wall second.
+    "rust": ("s per run (wall/cpu)", "secs"),
 }
 
 
@@ -85,6 +86,7 @@ def summarise(runs):
             "rss": med(rows, "peak_rss_kib"),
             "rol": med(rows, "rss_over_live"),
             "secs": med_extra(rows, "secs"),
+            "cpu": med_extra(rows, "cpu_secs"),
         }
     for (w, p, a), d in s.items():
         je = s.get((w, p, "jemalloc"))
@@ -113,7 +115,9 @@ def fmt_val(w, d):
     if unit == "ns":
         return "%.1f" % d["ns"] if d["ns"] is not None else "-"
     if unit == "secs":
-        return "%.2f" % d["secs"] if d["secs"] is not None else "-"
+        if d["secs"] is None:
+            return "-"
+        return "%.2f/%.2f" % (d["secs"], d["cpu"]) if d["cpu"] is not None else "%.2f" % d["secs"]
     if d["ops"] is None:
         return "-"
     return "%.2f" % (d["ops"] / 1e6) if unit == "mops" else "%.0f" % d["ops"]
