@@ -106,7 +106,8 @@ fn class_offset(size: usize) -> usize {
 }
 
 /// `dealloc` of what its fast path does not take (`entry`: `p`'s page-map entry): large
-/// blocks, layouts aligned above 16, blocks of sparse slabs, no thread cache, misuse.
+/// blocks and small blocks the cache does not take, each after its size check, to `free`'s
+/// paths; layouts aligned above 16 and sizes that do not match to `sdallocx`.
 #[inline(never)]
 fn dealloc_slow(p: *mut u8, size: usize, align: usize, entry: usize) {
     if size > SMALL_MAX && align <= PAGE && entry != 0 && !rtree::is_slab(entry) {
@@ -119,6 +120,11 @@ fn dealloc_slow(p: *mut u8, size: usize, align: usize, entry: usize) {
         if e.addr == p as usize && e.state() == State::Active && (e.size == want || (want < e.size && e.size <= tcache::large_fit_max(want))) {
             return alloc::free_large(entry, p, "dealloc");
         }
+    }
+    if size <= SMALL_MAX && align <= MALLOC_ALIGN && rtree::is_slab(entry) && rtree::entry_bin(entry) == size2bin(size) {
+        // A small block of the size's class that the fast path does not cache (a sparse
+        // slab's, whose frees go straight back to it; no thread cache): `free` checks the rest.
+        return alloc::free(p, "dealloc");
     }
     let flags = if plain(size, align) { 0 } else { align_flags(align) };
     xalloc::sdallocx(p, size, flags, "dealloc")
