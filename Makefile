@@ -40,11 +40,12 @@ unit:
 
 # The Rust API: a test binary whose global allocator is OxMalloc, built with default features
 # (it must define no C symbol) and with `export` (C code in it must allocate from oxmalloc);
-# every public item's rustdoc example, compiled and run.
+# every public item's rustdoc example, compiled and run; the documentation's links.
 rust:
 	$(CARGO) test --test rust_global --test rust_api_docs
 	$(CARGO) test $(EXPORT) --test rust_global
 	$(CARGO) test --doc
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
 
 ctests: build
 	OXMALLOC_LIB=$(CURDIR)/$(LIB) $(CARGO) test --no-default-features --test ctests

@@ -317,10 +317,10 @@ pub mod arena {
 /// The background purging thread (`background_thread`).
 ///
 /// Both calls go through the `background_thread` control. This build has no background
-/// thread yet: [`get`] returns `Ok(false)`, [`set`]`(false)` succeeds and [`set`]`(true)`
-/// fails with [`Error::Failed`](super::Error::Failed) (jemalloc's answer when the thread
-/// cannot be started). Once the allocator gains the thread, the same calls start, stop and
-/// report it.
+/// thread yet: [`get`](background_thread::get) returns `Ok(false)`,
+/// [`set`](background_thread::set)`(false)` succeeds and `set(true)` fails with
+/// [`Error::Failed`] (jemalloc's answer when the thread cannot be started). Once the
+/// allocator gains the thread, the same calls start, stop and report it.
 ///
 /// ```
 /// use oxmalloc::ctl::{background_thread, Error};

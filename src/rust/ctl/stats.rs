@@ -216,7 +216,7 @@ pub fn print() -> String {
 /// `J` JSON instead of text; `g` without the general settings, `m` without the merged
 /// arenas, `a` without the per-arena sections, `b` without the size-class rows (other
 /// letters are accepted and ignored). The first write error stops the output and is
-/// returned; `w` is flushed at the end. As for [`print`], no allocator lock is held while
+/// returned; `w` is flushed at the end. As for [`print`](fn@print), no allocator lock is held while
 /// `w` is written to. A writer that panics ends the process (the report is produced by code
 /// that cannot unwind).
 ///
