@@ -12,8 +12,12 @@
 //!
 //! `dealloc` is a sized free, checked as `sdallocx` checks its size: the layout's size must
 //! belong to the block (a size that does not ends in `oxmalloc: dealloc(): size does not
-//! match the block`). For a plain small layout the check is one compare on `free`'s fast
-//! path: the class of the size against the class in the block's page-map entry.
+//! match the block`). For a small block at an alignment up to 16 the check is one compare
+//! on `free`'s fast path: the class of the size against the class in the block's page-map
+//! entry. That is `sdallocx`'s check at those alignments, but for a block of the 8-byte class
+//! freed with an alignment of 16, which it accepts: no allocation at that alignment returns
+//! such a block, so only a layout whose alignment differs from the allocation's tells them
+//! apart (and the block may be freed all the same).
 
 use crate::front::{alloc, init, xalloc};
 use crate::metadata::extent::State;
@@ -71,10 +75,8 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
 
 /// `GlobalAlloc::dealloc` of the live block `p` allocated (or last resized) with `size` and
 /// `align`. A small block whose class is the class of `size`, at an alignment of at most 16,
-/// goes onto this thread's cache as `alloc::free` puts it there (for such alignments
-/// `sdallocx`'s check is exactly that compare: see the module header); a large block whose
-/// pages are what `size` asks for goes to `alloc::free_large`; anything else takes
-/// `xalloc::sdallocx`, whose full check reports a size that does not belong to the block.
+/// goes onto this thread's cache as `alloc::free` puts it there (the size check: see the
+/// module header); anything else takes `dealloc_slow`.
 #[inline(always)]
 pub fn dealloc(p: *mut u8, size: usize, align: usize) {
     let entry = rtree::lookup_entry(p as usize);
