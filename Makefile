@@ -4,21 +4,24 @@ CARGO   ?= cargo
 LIB     := target/release/liboxmalloc.so
 # The debug library: debug assertions, lock-rank checks (ctests-debug).
 LIB_DEBUG := target/debug/liboxmalloc.so
+# The shared library exports the C ABI: feature `export` (off by default, so that a Rust
+# program depending on the crate exports nothing and needs no C compiler).
+EXPORT  := --features export
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 # The main job: a real program under the allocator (override: make run CMD="...").
 CMD     ?= /usr/bin/python3 scripts/demo.py
 
-.PHONY: all build build-debug deps header test unit ctests ctests-debug programs run bench bench-foundation install clean
+.PHONY: all build build-debug deps header test unit rust ctests ctests-debug programs run bench bench-foundation install clean
 
 # `make` builds the release library and regenerates the header; `make test` only checks that
 # the checked-in header is current (so a stale commit fails CI).
 all: build header
 
 build:
-	$(CARGO) build --release
+	$(CARGO) build --release $(EXPORT)
 
 build-debug:
-	$(CARGO) build
+	$(CARGO) build $(EXPORT)
 
 # Regenerates include/oxmalloc.h with cbindgen (tests/header.rs fails when it is stale).
 header:
@@ -28,11 +31,21 @@ header:
 deps:
 	scripts/install-deps.sh
 
-# Every test: Rust unit tests, header freshness, C programs (linked and LD_PRELOAD), real programs.
-test: deps build unit ctests ctests-debug programs
+# Every test: Rust unit tests, header freshness, the Rust API, C programs (linked and
+# LD_PRELOAD), real programs.
+test: deps build unit rust ctests ctests-debug programs
 
 unit:
 	$(CARGO) test --no-default-features --lib --test header --test layers
+
+# The Rust API: a test binary whose global allocator is OxMalloc, built with default features
+# (it must define no C symbol) and with `export` (C code in it must allocate from oxmalloc);
+# every public item's rustdoc example, compiled and run; the documentation's links.
+rust:
+	$(CARGO) test --test rust_global --test rust_api_docs
+	$(CARGO) test $(EXPORT) --test rust_global
+	$(CARGO) test --doc
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
 
 ctests: build
 	OXMALLOC_LIB=$(CURDIR)/$(LIB) $(CARGO) test --no-default-features --test ctests

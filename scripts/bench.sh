@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # oxmalloc benchmark suite: runs every workload in bench/workloads/ under oxmalloc, glibc,
 # jemalloc, mimalloc and tcmalloc (LD_PRELOAD) in one invocation, alternating the allocators
-# within each round, and writes
+# within each round, plus the Rust row (workload `rust`: bench/rust/, one Rust program built
+# once per global allocator: the system's = glibc, oxmalloc::OxMalloc, the mimalloc crate,
+# tikv-jemallocator; no tcmalloc; the crates come from crates.io at build time), and writes
 #   target/bench/results.csv   every run (raw)
 #   target/bench/summary.csv   medians per (workload, param, allocator) + ratio to jemalloc
 #   target/bench/chart.svg     ratio to jemalloc per workload and allocator (log scale)
@@ -12,7 +14,7 @@
 # Knobs (environment):
 #   RUNS=3                 rounds (every workload x param x allocator once per round)
 #   ALLOCATORS="oxmalloc glibc jemalloc mimalloc tcmalloc"
-#   ONLY="pairs batch larson prodcons realloc threadchurn drift idle refault"   workload subset
+#   ONLY="pairs batch larson prodcons realloc threadchurn drift idle refault rust"   workload subset
 #   MEM_RUNS=1             rounds that run idle and refault (each run idles 15-20 s)
 #   QUICK=1                ~1/4 of the timed work per run (whole suite < 2 min on 2 cores)
 #   OXMALLOC_LIB=target/release/liboxmalloc.so
@@ -24,7 +26,7 @@ ROOT=$PWD
 RUNS=${RUNS:-3}
 QUICK=${QUICK:-0}
 ALLOCATORS=${ALLOCATORS:-"oxmalloc glibc jemalloc mimalloc tcmalloc"}
-ONLY=${ONLY:-"pairs batch larson prodcons realloc threadchurn drift idle refault"}
+ONLY=${ONLY:-"pairs batch larson prodcons realloc threadchurn drift idle refault rust"}
 MEM_RUNS=${MEM_RUNS:-1}
 OXMALLOC_LIB=${OXMALLOC_LIB:-$ROOT/target/release/liboxmalloc.so}
 OUT=${BENCH_OUT:-$ROOT/target/bench}
@@ -59,6 +61,7 @@ params_of() {
         drift) echo "40000" ;;
         idle) echo "mixed large" ;;
         refault) if [ "$QUICK" = 1 ]; then echo 500; else echo 2000; fi ;;
+        rust) echo "json" ;;
         *) echo "unknown workload: $1" >&2; return 1 ;;
     esac
 }
@@ -96,7 +99,27 @@ done
 
 # --- build the workload programs ----------------------------------------------------------------
 mkdir -p "$OUT/bin"
+# The Rust row: bench/rust built once per allocator into $OUT/bin/rust-<allocator> (its own
+# target dir; a build that fails, e.g. without network for the crates, drops that allocator).
+rust_bin() { echo "$OUT/bin/rust-$1"; }
+if [[ " $ONLY " == *" rust "* ]]; then
+    for a in $active; do
+        case $a in
+            glibc) feat="" ;;
+            oxmalloc|mimalloc|jemalloc) feat="--features $a" ;;
+            *) continue ;;
+        esac
+        rm -f "$(rust_bin "$a")"
+        if ${CARGO:-cargo} build --release --quiet --manifest-path bench/rust/Cargo.toml \
+                --target-dir "$ROOT/target/bench-rust" $feat >&2; then
+            cp "$ROOT/target/bench-rust/release/json-pipeline" "$(rust_bin "$a")"
+        else
+            echo "bench: Rust build for $a failed; no Rust row for it" >&2
+        fi
+    done
+fi
 for w in $ONLY; do
+    [ "$w" = rust ] && continue
     src=bench/workloads/$w.c
     [ -f "$src" ] || { echo "bench: no workload $w ($src)" >&2; exit 2; }
     if [ ! -x "$OUT/bin/$w" ] || [ "$src" -nt "$OUT/bin/$w" ] || [ bench/workloads/common.h -nt "$OUT/bin/$w" ]; then
@@ -122,13 +145,22 @@ for ((r = 1; r <= RUNS; r++)); do
                 # rotate the allocator order every round (and per param) to spread drift
                 a=${alist[$(((i + r + ${#p}) % n))]}
                 lib=${LIB[$a]}
-                line=$(BENCH_QUICK=$QUICK LD_PRELOAD=$lib timeout 120 "$OUT/bin/$w" "$p" 2>"$OUT/stderr.tmp" | grep '^RESULT' | tail -1)
+                bin=$OUT/bin/$w
+                expect=${EXPECT[$a]}
+                if [ "$w" = rust ]; then
+                    # Linked in, not preloaded; the program names its allocator itself.
+                    bin=$(rust_bin "$a")
+                    [ -x "$bin" ] || continue
+                    lib=""
+                    expect=$a
+                fi
+                line=$(BENCH_QUICK=$QUICK LD_PRELOAD=$lib timeout 120 "$bin" "$p" 2>"$OUT/stderr.tmp" | grep '^RESULT' | tail -1)
                 rc=${PIPESTATUS[0]}
                 status=ok
                 got=$(kv allocator "$line")
                 if [ -z "$line" ]; then
                     status="fail(rc=$rc)"
-                elif [ "$got" != "${EXPECT[$a]}" ]; then
+                elif [ "$got" != "$expect" ]; then
                     status="wrong_allocator($got)"
                 fi
                 if [ "$status" != ok ]; then

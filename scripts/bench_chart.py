@@ -21,7 +21,7 @@ import sys
 ORDER = ["oxmalloc", "glibc", "jemalloc", "mimalloc", "tcmalloc"]
 COLORS = {"oxmalloc": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4",
           "mimalloc": "#2ca02c", "tcmalloc": "#ff7f0e"}
-WORKLOADS = ["pairs", "batch", "larson", "prodcons", "realloc", "threadchurn", "drift", "idle", "refault"]
+WORKLOADS = ["pairs", "batch", "larson", "prodcons", "realloc", "threadchurn", "drift", "idle", "refault", "rust"]
 UNITS = {
     "pairs": ("ns/pair", "ns"), "batch": ("ns per malloc+free", "ns"),
     "larson": ("Mops/s", "mops"), "prodcons": ("Mops/s", "mops"),
@@ -29,6 +29,9 @@ UNITS = {
     "drift": ("Mops/s", "mops"),
     "idle": ("MiB left after idling (s to fall under 25 %)", "idle"),
     "refault": ("s per loop, MiB left after idling", "refault"),
+    # The Rust row: seconds per run, wall / CPU (user + system) time of the pipeline; the
+    # ratio is from documents per wall second.
+    "rust": ("s per run (wall/cpu)", "secs"),
 }
 # Figures of the memory workloads (RESULT extras), medians like the rest.
 EXTRAS = ["end_mib", "t25_s", "loop_s", "faults_k"]
@@ -87,6 +90,8 @@ def summarise(runs):
             "ns": med(rows, "ns_per_op"),
             "rss": med(rows, "peak_rss_kib"),
             "rol": med(rows, "rss_over_live"),
+            "secs": med(rows, "secs"),
+            "cpu": med(rows, "cpu_secs"),
         }
         for x in EXTRAS:
             s[k][x] = med(rows, x)
@@ -125,6 +130,10 @@ def fmt_val(w, d):
         return "%s s, %s" % (g(d.get("loop_s"), "%.2f"), g(d.get("end_mib"), "%.0f"))
     if unit == "ns":
         return "%.1f" % d["ns"] if d["ns"] is not None else "-"
+    if unit == "secs":
+        if d["secs"] is None:
+            return "-"
+        return "%.2f/%.2f" % (d["secs"], d["cpu"]) if d["cpu"] is not None else "%.2f" % d["secs"]
     if d["ops"] is None:
         return "-"
     return "%.2f" % (d["ops"] / 1e6) if unit == "mops" else "%.0f" % d["ops"]

@@ -634,7 +634,7 @@ check_cpython() {
 # ---------------------------------------------------------------------------------------------
 echo "run-programs: library $LIB (binding target must contain '$EXPECT')"
 if [ ! -f "$LIB" ]; then
-    echo "FAIL library: $LIB not found (cargo build --release, or set OXMALLOC_LIB)"
+    echo "FAIL library: $LIB not found (cargo build --release --features export, or set OXMALLOC_LIB)"
     echo "0 passed, 1 failed"
     exit 1
 fi

@@ -8,7 +8,7 @@
 //! neither): they dlopen() the library themselves (its path in `CTESTS_EXPECT_LIB`).
 //!
 //! The library is `$OXMALLOC_LIB` if set, else `<repo>/target/release/liboxmalloc.so`
-//! (`cargo build --release`; the Makefile builds it first). A missing library is a test failure,
+//! (`cargo build --release --features export`; the Makefile builds it first). A missing library is a test failure,
 //! never a silent pass.
 //!
 //! api/ and stress/ programs must exit 0. misuse/ programs print the pointer they misuse
@@ -107,7 +107,7 @@ fn library() -> PathBuf {
     if !path.is_file() {
         panic!(
             "ctests: the library under test does not exist: {} (from {}).\n\
-             Build it first with `cargo build --release` (the Makefile does), or point \
+             Build it first with `cargo build --release --features export` (the Makefile does), or point \
              OXMALLOC_LIB at a liboxmalloc.so. These tests never pass without it.",
             path.display(),
             origin

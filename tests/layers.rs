@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The layer folders, lowest first (`src/lib.rs`'s table).
-const LAYERS: &[&str] = &["foundation", "metadata", "pages", "objects", "tcache", "front", "ffi"];
+const LAYERS: &[&str] = &["foundation", "metadata", "pages", "objects", "tcache", "front", "ffi", "rust"];
 
 fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {

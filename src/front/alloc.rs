@@ -402,8 +402,9 @@ fn free_uncacheable(p: *mut u8, func: &str, entry: usize) {
 /// `free_slow`. Inlined into `free_uncacheable`, which keeps it out of `free` itself, so that
 /// the small-block path needs no stack frame (inlined into `free`, this path's register needs
 /// would give every free a 7-register prologue: pairs of 16 B 107 instructions, not 92).
+/// `global::dealloc` takes it for large blocks whose size it has checked.
 #[inline(always)]
-fn free_large(entry: usize, p: *mut u8, func: &str) {
+pub fn free_large(entry: usize, p: *mut u8, func: &str) {
     if let Some(tc) = tcache_fast() {
         // SAFETY: registered descriptors are never freed; an untagged entry is a large
         // extent or a free one.

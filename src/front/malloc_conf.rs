@@ -5,7 +5,8 @@
 //! when the executable defines and exports its own (any program linked against a library
 //! that references it does), the dynamic linker binds that entry to the executable's copy and
 //! we read the program's string. Reading through the GOT needs no `dlsym`, which could
-//! allocate during init. Without the `export` feature (unit tests) there is no symbol.
+//! allocate during init. Without the `export` feature (the default: a Rust program using the
+//! crate, unit tests) there is no symbol.
 
 #[cfg(feature = "export")]
 mod symbol {
