@@ -38,10 +38,10 @@
 //! |---|---|---|---|
 //! | 7 Rust API | `rust` | `global`, `ctl` | `OxMalloc` (GlobalAlloc over `front::global`), typed mallctl |
 //! | 6 C ABI | `ffi` | `libc`, `jemalloc`, `cxx`, `glibc` | `#[no_mangle]` shims, nothing else |
-//! | 5 front end | `front` | `alloc`, `xalloc`, `global`, `ctl`, `conf`, `init`, `fork`, `malloc_conf` | C, jemalloc and GlobalAlloc entry points, mallctl, options, bootstrap, fork |
+//! | 5 front end | `front` | `alloc`, `xalloc`, `global`, `ctl`, `conf`, `init`, `fork`, `malloc_conf`, `background` | C, jemalloc and GlobalAlloc entry points, mallctl, options, bootstrap, fork, background purge threads |
 //! | 4 thread caches | `tcache` | `small`, `large`, `flush`, `gc`, `cache_bin`, `tsd` | per-thread caches, initial-exec TLS slot |
 //! | 3 objects | `objects` | `arena` → `bin` → `slab` | arenas, size-class slabs, fullest-first placement |
-//! | 2 pages | `pages` | `pac` → `eset`, `slab_map` | best-fit extents, split/coalesce, purge; slab page-map entries |
+//! | 2 pages | `pages` | `pac` → `eset`, `slab_map`; `purge` → `decay` | best-fit extents, split/coalesce; time-based decay and purging; slab page-map entries |
 //! | 1 metadata | `metadata` | `rtree`, `extent`, `base`, `size_class`, `bitmap` | page map, descriptors, metadata memory, classes |
 //! | 0 foundations | `foundation` | `sys`, `sync`, `report`, `util` | OS calls, futex lock, fatal lines, bit tricks |
 //!
