@@ -34,7 +34,7 @@ UNITS = {
     "rust": ("s per run (wall/cpu)", "secs"),
 }
 # Figures of the memory workloads (RESULT extras), medians like the rest.
-EXTRAS = ["end_mib", "t25_s", "loop_s", "faults_k"]
+EXTRAS = ["end_mib", "t25_s", "loop_s", "faults_k", "secs", "cpu_secs"]
 
 
 def fnum(x):
