@@ -326,7 +326,8 @@ pub fn check_live(tc: Option<&Tcache>, p: usize, func: &str) -> &'static Extent 
 /// descriptor's address) and not the block cached last (see `tcache::small` for the rest of
 /// double-free detection, and `slab` for blocks freed again after they went back to their
 /// slab). A large block of a cached size goes onto the cache when its extent is active,
-/// starts at `p` and the block is not the one cached last. Everything else — sparse slabs, large blocks the cache does not
+/// starts at `p` and the block is not the one cached last. A block of a sparse slab goes to
+/// its class's sparse buffer (`free_sparse`). Everything else — large blocks the cache does not
 /// take, suspected misuse, no cache yet — takes `free_slow`.
 #[inline(always)]
 pub fn free(p: *mut u8, func: &str) {
@@ -352,13 +353,35 @@ pub fn free(p: *mut u8, func: &str) {
 }
 
 /// `free` of a block whose page-map entry is not a cacheable slab's: a large block goes to
-/// `free_large`, anything else (sparse slab, null, not ours) to `free_slow`. Out of line, so
+/// `free_large`, a sparse slab's to `free_sparse`, anything else (null, not ours) to `free_slow`. Out of line, so
 /// that the small-block path is `free`'s straight-line code (no taken branch). `p` and `func`
 /// come first, in the registers `free_slow` takes them in (3 moves fewer per large free).
 #[inline(never)]
 fn free_uncacheable(p: *mut u8, func: &str, entry: usize) {
-    if entry != 0 && !rtree::is_slab(entry) {
+    if rtree::is_slab(entry) {
+        return free_sparse(p, func, entry);
+    }
+    if entry != 0 {
         return free_large(entry, p, func);
+    }
+    free_slow(p, func)
+}
+
+/// `free` of a block whose page-map entry is a sparse slab's: into
+/// the thread cache's sparse buffer of its class (`Tcache::free_sparse`: one bin lock per
+/// batch of frees, not per free), with the same lock-free checks as `free`'s fast path
+/// (region start, not the block buffered last); anything else to `free_slow`. A call of
+/// its own, so that `free_uncacheable`'s large-block path saves no more registers.
+#[inline(never)]
+fn free_sparse(p: *mut u8, func: &str, entry: usize) {
+    if !conf::junk_free() {
+        if let Some(tc) = tcache_fast() {
+            // SAFETY: as in `free`: a tagged entry's descriptor, never freed.
+            let e = unsafe { &*rtree::entry_extent(entry) };
+            if tc.free_sparse(rtree::entry_bin(entry), p, (p as usize).wrapping_sub(e.addr)) {
+                return;
+            }
+        }
     }
     free_slow(p, func)
 }
@@ -462,13 +485,19 @@ fn free_slow(p: *mut u8, func: &str) {
     if e.is_slab {
         let bin = e.bin as usize;
         if let Some(tc) = tc {
-            if !bin::is_sparse(e.bucket()) {
-                if !tc.free_small(bin, p) {
-                    report::misuse(func, Misuse::DoubleFree, p as usize);
+            let cached = if !bin::is_sparse(e.bucket()) {
+                tc.free_small(bin, p)
+            } else {
+                if conf::junk_free() {
+                    // SAFETY: the caller's live block, being freed.
+                    unsafe { core::ptr::write_bytes(p, JUNK_FREE, bin_size(bin)) };
                 }
-                return;
+                tc.free_sparse(bin, p, p as usize - e.addr)
+            };
+            if !cached {
+                report::misuse(func, Misuse::DoubleFree, p as usize);
             }
-            tc.deallocated += bin_size(bin) as u64;
+            return;
         }
     } else if let Some(tc) = tc {
         if tc.free_large_or_shed(e) {
@@ -829,6 +858,81 @@ pub(crate) mod tests {
             }
         }
         assert_eq!(live, 0, "blocks freed by another thread stayed allocated");
+    }
+
+    #[test]
+    fn frees_into_sparse_slabs_go_back_in_batches() {
+        let _x = ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
+        std::thread::spawn(|| {
+            bind_private_arena();
+            let bin = size2bin(64);
+            let a = my_tcache().arena;
+            let ndalloc = || a.bins[bin].lock.lock().ndalloc;
+            // 40 one-page slabs of 64 regions, every region live.
+            let ps: std::vec::Vec<usize> = (0..64 * 40).map(|_| malloc(64) as usize).collect();
+            let mut by_slab: std::collections::BTreeMap<usize, std::vec::Vec<usize>> = Default::default();
+            for &p in &ps {
+                by_slab.entry(p & !(PAGE - 1)).or_default().push(p);
+            }
+            let slabs: std::vec::Vec<_> = by_slab.values().filter(|v| v.len() == 64).cloned().collect();
+            assert!(slabs.len() >= 36);
+            // 8 regions of each slab back (through the cache, then a flush): sparse slabs.
+            for s in &slabs[..36] {
+                for &p in &s[..8] {
+                    free(p as *mut u8, "free");
+                }
+            }
+            tcache_flush();
+            for s in &slabs[..34] {
+                assert!(rtree::is_sparse(rtree::lookup_entry(s[0])), "slab not sparse");
+            }
+            // One more free per sparse slab: no bin lock per free; the blocks stay live in
+            // their slabs until SPARSE_BUF of them are buffered, then go back together.
+            let before = ndalloc();
+            for (k, s) in slabs[..tcache::SPARSE_BUF].iter().enumerate() {
+                free(s[8] as *mut u8, "free");
+                let e = rtree::lookup(s[8]);
+                // SAFETY: the slab still has live regions: registered, never freed.
+                let e = unsafe { &*e };
+                let i = slab::region_index(e, bin, s[8]).unwrap();
+                if k + 1 < tcache::SPARSE_BUF {
+                    assert_eq!(ndalloc(), before, "free {k} into a sparse slab took the bin lock");
+                    assert!(!e.bitmap.get(i));
+                } else {
+                    assert_eq!(ndalloc(), before + tcache::SPARSE_BUF as u64);
+                    assert!(e.bitmap.get(i));
+                }
+                my_tcache().validate();
+            }
+            // A buffered block is found by the slow paths' double-free check.
+            free(slabs[33][8] as *mut u8, "free");
+            assert!(my_tcache().holds(bin, slabs[33][8] as *mut u8));
+            // The rest, then every slab of the test is gone from the bin.
+            for s in &slabs {
+                for &p in &s[9..] {
+                    free(p as *mut u8, "free");
+                }
+            }
+            for k in [32, 34, 35] {
+                free(slabs[k][8] as *mut u8, "free");
+            }
+            for s in &slabs[36..] {
+                for &p in &s[..9] {
+                    free(p as *mut u8, "free");
+                }
+            }
+            for v in by_slab.values().filter(|v| v.len() != 64) {
+                for &p in v {
+                    free(p as *mut u8, "free");
+                }
+            }
+            tcache_flush();
+            my_tcache().validate();
+            a.validate();
+            assert!(a.bins[bin].lock.lock().curregs == 0);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -128,9 +128,20 @@ impl Tcache {
             } else {
                 self.gc_visit(i);
             }
-            i = if i + 1 == NCB { 0 } else { i + 1 };
+            i = if i + 1 == NCB { self.round_end() } else { i + 1 };
         }
         self.gc_cursor = i;
+    }
+
+    /// The end of a GC round robin (every bin visited once since the last): blocks left in
+    /// the sparse buffers go back to their slabs. Returns the first bin of the next round.
+    #[cold]
+    #[inline(never)]
+    fn round_end(&mut self) -> usize {
+        if self.sparse_pending != 0 {
+            self.flush_sparse_all();
+        }
+        0
     }
 
     /// `gc_event`'s visit of bin `i` when it holds blocks or has grown. A grown small bin is
