@@ -562,28 +562,107 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         }
     } else if size > SMALL_MAX {
         let pages = align_up(size, PAGE) >> LG_PAGE;
-        let a = arena::get(e.arena);
         let cur = e.pages();
-        if pages == cur {
+        if pages <= cur && cur <= growth_pages(pages) {
             return p;
         }
+        if pages > cur {
+            release_cached_neighbour(e);
+        }
+        let a = arena::get(e.arena);
         let mut g = a.pac.lock();
         // SAFETY: `ep` is the caller's live large block.
-        let resized = if pages < cur { g.shrink(ep, pages) } else { g.expand(ep, pages) };
+        let resized = if pages < cur { g.shrink(ep, pages) } else { g.expand(ep, growth_pages(pages)) || g.expand(ep, pages) };
         drop(g);
         a.tick();
         if resized {
             return p;
         }
     }
-    let q = malloc(size);
+    // A growing block that must move takes headroom: it then grows in place for a while.
+    let q = if size > old && size > SMALL_MAX { malloc(growth_pages(align_up(size, PAGE) >> LG_PAGE) << LG_PAGE) } else { malloc(size) };
     if q.is_null() {
         return q;
+    }
+    if !e.is_slab && size > old && old >= MOVE_PAGES_MIN {
+        // SAFETY: `p` (its whole extent, `old` bytes) and `q` (at least `old` bytes, a large
+        // block: `size > old > SMALL_MAX`) are distinct page-aligned live blocks of ours, no
+        // lock is held.
+        match sys::move_pages(p as usize, q as usize, old) {
+            sys::Moved::Yes => {
+                free(p, "realloc");
+                return q;
+            }
+            sys::Moved::No => {}
+            // `q` stays allocated, unused, for ever; another block takes its place.
+            sys::Moved::DestinationLost => return realloc_copy(p, old, size),
+        }
     }
     // SAFETY: both blocks are live and distinct; we copy the smaller usable length.
     core::ptr::copy_nonoverlapping(p, q, old.min(size));
     free(p, "realloc");
     q
+}
+
+/// The size from which `realloc` moves a large block's pages (`sys::move_pages`) instead of
+/// copying its bytes.
+const MOVE_PAGES_MIN: usize = 256 << 10;
+
+/// `realloc`'s move by copy into a new block of `size` bytes, then the free of `p` (`old`
+/// usable bytes).
+///
+/// # Safety
+/// As for `realloc`.
+#[cold]
+unsafe fn realloc_copy(p: *mut u8, old: usize, size: usize) -> *mut u8 {
+    let q = malloc(size);
+    if q.is_null() {
+        return q;
+    }
+    core::ptr::copy_nonoverlapping(p, q, old.min(size));
+    free(p, "realloc");
+    q
+}
+
+/// The pages a large block of `pages` pages grows to in `realloc`: `pages` rounded up to
+/// four steps per doubling (jemalloc's large size classes: 36, 40, 48, 56, 64, 80 KiB...),
+/// so a block that keeps growing by appends moves or takes its neighbour's pages once per
+/// step instead of once per page. A block that moved keeps at most 1/4 more than asked (as
+/// every large block in jemalloc), and one shrunk below its step gives the rest back.
+pub fn growth_pages(pages: usize) -> usize {
+    if pages <= 4 {
+        return pages;
+    }
+    let step = 1usize << ((usize::BITS - 1 - (pages - 1).leading_zeros()) - 2);
+    align_up(pages, step)
+}
+
+/// Before large block `e` grows in place: the block after it, if this thread's cache holds
+/// it, goes back to the page allocator so that `e` can take its pages (a block shrunk in
+/// place and then freed into the cache would otherwise keep its neighbour from growing until
+/// the cache gives it back).
+pub fn release_cached_neighbour(e: &Extent) {
+    let Some(tc) = tcache_fast() else {
+        return;
+    };
+    let n = rtree::lookup(e.end());
+    if n.is_null() {
+        return;
+    }
+    // SAFETY: descriptors are never freed. The fields read before `take_cached_large` may
+    // change under another thread's lock; the decision rests on this cache's own stack, where
+    // a block it holds stays `Cached` with its address and arena unchanged.
+    let n = unsafe { &*n };
+    if n.state() != State::Cached || n.is_slab || n.addr != e.end() || n.arena != e.arena {
+        return;
+    }
+    if tc.take_cached_large(n) {
+        let a = arena::get(n.arena);
+        // SAFETY: `n` is the active large extent this thread owns now.
+        let ok = unsafe { a.pac.lock().dalloc(n as *const Extent as *mut Extent) };
+        debug_assert!(ok);
+        a.tick();
+    }
 }
 
 /// Empties the calling thread's cache (`thread.tcache.flush`).
@@ -930,6 +1009,88 @@ pub(crate) mod tests {
             my_tcache().validate();
             a.validate();
             assert!(a.bins[bin].lock.lock().curregs == 0);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn growth_steps_are_four_per_doubling() {
+        let want = [(9, 10), (10, 10), (11, 12), (16, 16), (17, 20), (33, 40), (2048, 2048), (2049, 2560)];
+        for (n, g) in want {
+            assert_eq!(growth_pages(n), g, "{n} pages");
+        }
+        for n in 5..5000 {
+            let g = growth_pages(n);
+            assert!(g >= n && (g - n) * 4 < n, "{n} -> {g}");
+        }
+    }
+
+    #[test]
+    fn a_growing_block_that_moves_takes_headroom_and_large_ones_move_their_pages() {
+        let _x = ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
+        std::thread::spawn(|| {
+            bind_private_arena();
+            // Fresh arena: blocks are placed one after the other, so `a` cannot grow in place.
+            let a = malloc(40 << 10);
+            let b = malloc(40 << 10);
+            assert_eq!(b as usize, a as usize + (40 << 10));
+            fill(a, 40 << 10, 9);
+            // SAFETY: `a` is live and ours; realloc returns the live block.
+            let q = unsafe { realloc(a, (40 << 10) + 1) };
+            assert_ne!(q, a);
+            check(q, 40 << 10, 9);
+            assert_eq!(usable_size(q, "t"), 48 << 10, "a moved block grows into its step");
+            // Growth within the step stays in place and keeps the headroom.
+            let q2 = unsafe { realloc(q, 47 << 10) };
+            assert_eq!((q2, usable_size(q2, "t")), (q, 48 << 10));
+            // A shrink below the step gives pages back.
+            let q3 = unsafe { realloc(q2, 37 << 10) };
+            assert_eq!((q3, usable_size(q3, "t")), (q, 40 << 10));
+            // 2 MiB with a neighbour: the pages move (no copy), the contents with them.
+            let big = malloc(2 << 20);
+            let next = malloc(64 << 10);
+            assert_eq!(next as usize, big as usize + (2 << 20));
+            for i in (0..2 << 20).step_by(4096) {
+                // SAFETY: inside the live block `big`.
+                unsafe { *big.add(i) = (i >> 12) as u8 };
+            }
+            let moved = unsafe { realloc(big, 3 << 20) };
+            assert_ne!(moved, big);
+            for i in (0..2 << 20).step_by(4096) {
+                // SAFETY: inside the live block `moved`.
+                assert_eq!(unsafe { *moved.add(i) }, (i >> 12) as u8);
+            }
+            for p in [q3, b, moved, next] {
+                free(p, "free");
+            }
+            my_tcache().validate();
+            my_tcache().arena.validate();
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_cached_block_does_not_keep_its_neighbour_from_growing() {
+        let _x = ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
+        std::thread::spawn(|| {
+            bind_private_arena();
+            let a = malloc(1 << 20);
+            let b = malloc(1 << 20);
+            assert_eq!(b as usize, a as usize + (1 << 20));
+            // `b` shrunk in place, then freed into the thread cache (100 KiB is a cached size).
+            // SAFETY: `b` is live and ours.
+            let b2 = unsafe { realloc(b, 100 << 10) };
+            assert_eq!(b2, b);
+            free(b2, "free");
+            assert_eq!(my_tcache().bins[tcache::large_index(25).unwrap()].ncached(), 1);
+            // SAFETY: `a` is live and ours.
+            assert_eq!(unsafe { crate::front::xalloc::xallocx(a, 2 << 20, 0, 0) }, 2 << 20);
+            assert_eq!(my_tcache().bins[tcache::large_index(25).unwrap()].ncached(), 0);
+            my_tcache().validate();
+            free(a, "free");
+            my_tcache().arena.validate();
         })
         .join()
         .unwrap();

@@ -294,6 +294,22 @@ impl Tcache {
         true
     }
 
+    /// Takes the large block of extent `e` out of this cache if it holds it (its descriptor
+    /// says `Active` again, the caller owns the block): a cached block that borders a block
+    /// the thread wants to grow in place goes back to the page allocator first
+    /// (`alloc::release_cached_neighbour`). False if this cache does not hold it.
+    pub fn take_cached_large(&mut self, e: &Extent) -> bool {
+        let Some(i) = large_index(e.pages()) else {
+            return false;
+        };
+        if !self.bins[i].remove(e as *const Extent as usize) {
+            return false;
+        }
+        self.large_bytes -= self.bins[i].size as usize;
+        uncache(e);
+        true
+    }
+
     /// `free_large`, then `free_large_over_budget` if the budget is spent: whether `e`'s block
     /// is now cached (the slow paths; `alloc::free` keeps the two apart for its tail call).
     pub fn free_large_or_shed(&mut self, e: &Extent) -> bool {
