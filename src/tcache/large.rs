@@ -268,7 +268,7 @@ impl Tcache {
         };
         // A large extent's size is a page multiple (`pages << LG_PAGE` would mask it again).
         let bytes = e.size;
-        if self.large_bytes + bytes > LARGE_BYTES {
+        if self.large_bytes + bytes > self.large_budget {
             return LargeFree::OverBudget(i);
         }
         self.cache_large(i, e);
@@ -287,7 +287,7 @@ impl Tcache {
         self.large_gave_back = i;
         self.shed_large();
         let bytes = self.bins[i].size as usize;
-        if self.large_bytes + bytes > LARGE_BYTES {
+        if self.large_bytes + bytes > self.large_budget {
             return false;
         }
         self.cache_large(i, e);
@@ -346,7 +346,7 @@ impl Tcache {
 
     /// Bytes the large-block budget still has room for.
     fn large_bytes_room(&self) -> usize {
-        LARGE_BYTES.saturating_sub(self.large_bytes)
+        self.large_budget.saturating_sub(self.large_bytes)
     }
 
     /// Caches the block of active extent `e`, which a refill (`large_miss`) took from the

@@ -121,6 +121,9 @@ impl Tcache {
 
     #[inline(never)]
     fn fill(&mut self, bin: usize) {
+        if self.outgrown() {
+            self.rescale();
+        }
         let a = self.arena;
         let cb = &mut self.bins[bin];
         cb.refill(|at, n| {
