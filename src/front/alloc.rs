@@ -947,22 +947,23 @@ pub(crate) mod tests {
             let bin = size2bin(64);
             let a = my_tcache().arena;
             let ndalloc = || a.bins[bin].lock.lock().ndalloc;
-            // 40 one-page slabs of 64 regions, every region live.
-            let ps: std::vec::Vec<usize> = (0..64 * 40).map(|_| malloc(64) as usize).collect();
+            // One-page slabs of 64 regions, every region live.
+            let nb = tcache::SPARSE_BUF;
+            let ps: std::vec::Vec<usize> = (0..64 * (nb + 8)).map(|_| malloc(64) as usize).collect();
             let mut by_slab: std::collections::BTreeMap<usize, std::vec::Vec<usize>> = Default::default();
             for &p in &ps {
                 by_slab.entry(p & !(PAGE - 1)).or_default().push(p);
             }
             let slabs: std::vec::Vec<_> = by_slab.values().filter(|v| v.len() == 64).cloned().collect();
-            assert!(slabs.len() >= 36);
+            assert!(slabs.len() >= nb + 4);
             // 8 regions of each slab back (through the cache, then a flush): sparse slabs.
-            for s in &slabs[..36] {
+            for s in &slabs[..nb + 4] {
                 for &p in &s[..8] {
                     free(p as *mut u8, "free");
                 }
             }
             tcache_flush();
-            for s in &slabs[..34] {
+            for s in &slabs[..nb + 2] {
                 assert!(rtree::is_sparse(rtree::lookup_entry(s[0])), "slab not sparse");
             }
             // One more free per sparse slab: no bin lock per free; the blocks stay live in
@@ -984,18 +985,18 @@ pub(crate) mod tests {
                 my_tcache().validate();
             }
             // A buffered block is found by the slow paths' double-free check.
-            free(slabs[33][8] as *mut u8, "free");
-            assert!(my_tcache().holds(bin, slabs[33][8] as *mut u8));
+            free(slabs[nb + 1][8] as *mut u8, "free");
+            assert!(my_tcache().holds(bin, slabs[nb + 1][8] as *mut u8));
             // The rest, then every slab of the test is gone from the bin.
             for s in &slabs {
                 for &p in &s[9..] {
                     free(p as *mut u8, "free");
                 }
             }
-            for k in [32, 34, 35] {
+            for k in [nb, nb + 2, nb + 3] {
                 free(slabs[k][8] as *mut u8, "free");
             }
-            for s in &slabs[36..] {
+            for s in &slabs[nb + 4..] {
                 for &p in &s[..9] {
                     free(p as *mut u8, "free");
                 }

@@ -124,6 +124,12 @@ impl Tcache {
         if self.outgrown() {
             self.rescale();
         }
+        // Blocks of the class waiting for sparse slabs go back first, so the refill's choice
+        // of the fullest slabs counts them free.
+        let n = self.sparse_n[bin] as usize;
+        if n != 0 {
+            self.flush_sparse(bin, n);
+        }
         let a = self.arena;
         let cb = &mut self.bins[bin];
         cb.refill(|at, n| {
