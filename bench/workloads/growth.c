@@ -3,7 +3,8 @@
  * is picked at random among those not yet full) by appends of 64-4000 bytes each, through
  * realloc to the new length, the appended bytes written, until every buffer holds 8 MiB
  * (quick: 2 MiB); then all are freed. ops = reallocs. Reports secs (the whole loop) and
- * moved_pct, the share of reallocs that returned another address. */
+ * moved_pct, the share of reallocs that returned another address, and maps, the process's
+ * mappings at the end of the loop (an allocator that moves pages with mremap splits them). */
 #include "common.h"
 
 int main(int argc, char **argv) {
@@ -33,13 +34,14 @@ int main(int argc, char **argv) {
         if (len[i] == cap) open[k] = open[--nopen];
     }
     double t = now_s() - t0;
+    long maps = maps_count();
     for (long i = 0; i < nbuf; i++) {
         if (buf[i][0] != (char)i || buf[i][cap - 1] == 0x7f) { /* touch both ends */ }
         b_free(buf[i]);
     }
-    char param[32], extra[96];
+    char param[32], extra[128];
     snprintf(param, sizeof param, "%ld", nbuf);
-    snprintf(extra, sizeof extra, "secs=%.3f moved_pct=%.2f", t, 100.0 * (double)moved / (double)reallocs);
+    snprintf(extra, sizeof extra, "secs=%.3f moved_pct=%.2f maps=%ld", t, 100.0 * (double)moved / (double)reallocs, maps);
     report("growth", param, (double)reallocs, t, extra);
     return 0;
 }
