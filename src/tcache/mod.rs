@@ -139,6 +139,15 @@ fn scale_for(live: usize) -> u32 {
     s
 }
 
+/// The scale a cache at scale `cur` moves to with `live` live caches (`Tcache::rescale`),
+/// None to stay: up at once, down only when even twice as many caches would be a smaller
+/// scale, so that a count going up and down across a power of two does not flush the cache
+/// every time.
+fn new_scale(live: usize, cur: u32) -> Option<u32> {
+    let s = scale_for(live);
+    (s > cur || scale_for(live.saturating_mul(2)) < cur).then_some(s)
+}
+
 /// Base capacity of bin `i` at scale `s`: `CAP[i]` for `s` = 0; the small classes' byte
 /// size and minimum, and the large bins' count, halved `s` times, at least `MIN_CAP`.
 fn base_cap(i: usize, s: u32) -> u16 {
@@ -488,17 +497,14 @@ impl Tcache {
         LIVE.load(core::sync::atomic::Ordering::Relaxed) > self.live_limit
     }
 
-    /// Brings the capacities and budgets to the scale of the live caches now, if it differs
-    /// from this cache's: everything cached goes back first (a rescale is rare: the live
-    /// caches crossed a power of two), then every bin starts at its new base capacity.
+    /// Brings the capacities and budgets to the scale of the live caches now (`new_scale`):
+    /// everything cached goes back first, then every bin starts at its new base capacity.
     #[cold]
     #[inline(never)]
     pub(super) fn rescale(&mut self) {
-        let live = LIVE.load(core::sync::atomic::Ordering::Relaxed);
-        let s = scale_for(live);
-        if s == self.scale {
+        let Some(s) = new_scale(LIVE.load(core::sync::atomic::Ordering::Relaxed), self.scale) else {
             return;
-        }
+        };
         self.flush_all();
         for i in 0..NCB {
             let cap = base_cap(i, s);
@@ -653,6 +659,8 @@ mod tests {
         assert_eq!(large_index(65), None);
         assert_eq!(large_index(8), None);
         assert_eq!((scale_for(1), scale_for(8), scale_for(9), scale_for(100), scale_for(1000)), (0, 0, 1, 4, 5));
+        assert_eq!((new_scale(9, 0), new_scale(8, 1), new_scale(5, 1), new_scale(4, 1)), (Some(1), None, None, Some(0)));
+        assert_eq!((new_scale(1000, 2), new_scale(100, 5), new_scale(60, 5), new_scale(10, 1)), (Some(5), None, Some(3), None));
         for i in 0..NCB {
             assert_eq!(base_cap(i, 0), CAP[i]);
             for s in 1..=MAX_SCALE {
