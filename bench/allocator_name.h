@@ -41,7 +41,7 @@ static const char *allocator_name(void) {
 }
 
 /* Lines of /proc/self/maps: the process's mappings (no allocation). */
-static long maps_count(void) {
+static inline long maps_count(void) {
     static char buf[1 << 16];
     int fd = open("/proc/self/maps", O_RDONLY);
     if (fd < 0) return -1;

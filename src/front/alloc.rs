@@ -560,7 +560,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         if size <= SMALL_MAX && size2bin(size) == e.bin as usize {
             return p;
         }
-    } else if size > SMALL_MAX {
+    } else if size > REALLOC_LARGE_MIN {
         let pages = align_up(size, PAGE) >> LG_PAGE;
         let cur = e.pages();
         if pages <= cur && cur <= growth_pages(pages) {
@@ -580,7 +580,12 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         }
     }
     // A growing block that must move takes headroom: it then grows in place for a while.
-    let q = if size > old && size > SMALL_MAX { malloc(growth_pages(align_up(size, PAGE) >> LG_PAGE) << LG_PAGE) } else { malloc(size) };
+    let q = if size > old && size > REALLOC_LARGE_MIN {
+        let bytes = growth_pages(align_up(size, PAGE) >> LG_PAGE) << LG_PAGE;
+        if bytes > SMALL_MAX { malloc(bytes) } else { realloc_large_block(bytes) }
+    } else {
+        malloc(size)
+    };
     if q.is_null() {
         return q;
     }
@@ -602,6 +607,26 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     core::ptr::copy_nonoverlapping(p, q, old.min(size));
     free(p, "realloc");
     q
+}
+
+/// Above this size (jemalloc's largest small class) a block that `realloc` grows becomes a
+/// large block (whole pages) even below `SMALL_MAX`: the slab classes of 16-32 KiB cannot
+/// grow in place, so a buffer growing by appends would move at each of them (growth: 0.67 %
+/// of reallocs moved against jemalloc's 0.65 %, whose classes from 16 KiB are large).
+const REALLOC_LARGE_MIN: usize = 14 << 10;
+
+/// A large block of `bytes` (a page multiple ≤ `SMALL_MAX`) from the page allocator, for
+/// `realloc` (`REALLOC_LARGE_MIN`); such blocks are never cached (below the cached page
+/// counts), so a free gives them straight back.
+#[cold]
+fn realloc_large_block(bytes: usize) -> *mut u8 {
+    let tc = tcache::current();
+    let a = tc.as_ref().map_or(arena::fallback(), |t| t.arena);
+    let p = large_from(a, bytes, PAGE, false);
+    if let (Some(tc), false) = (tc, p.is_null()) {
+        tc.allocated += bytes as u64;
+    }
+    p
 }
 
 /// The size from which `realloc` moves a large block's pages (`sys::move_pages`) instead of
@@ -1081,6 +1106,40 @@ pub(crate) mod tests {
             for p in [q3, b, moved, next] {
                 free(p, "free");
             }
+            my_tcache().validate();
+            my_tcache().arena.validate();
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_block_grown_past_14_kib_grows_in_place_through_the_slab_sizes() {
+        let _x = ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
+        std::thread::spawn(|| {
+            bind_private_arena();
+            let mut p = malloc(10 << 10);
+            fill(p, 10 << 10, 5);
+            let mut moves = 0;
+            for size in ((10 << 10) + 100..=(40 << 10)).step_by(1000) {
+                // SAFETY: `p` is live and ours.
+                let q = unsafe { realloc(p, size) };
+                moves += (q != p) as usize;
+                p = q;
+            }
+            check(p, 10 << 10, 5);
+            // 10 KiB -> 12 KiB -> 14 KiB (slab classes), then one block of whole pages that
+            // takes the free pages after it (a fresh arena has them).
+            assert!(moves <= 3, "{moves} moves");
+            let e = rtree::lookup(p as usize);
+            // SAFETY: `p` is live: its descriptor is registered.
+            assert!(!unsafe { (*e).is_slab });
+            free(p, "free");
+            let small = malloc(15 << 10);
+            assert!(unsafe { (*rtree::lookup(small as usize)).is_slab }, "malloc keeps its slab classes");
+            // SAFETY: `small` is live; a realloc within its class keeps it.
+            let small = unsafe { realloc(small, 16 << 10) };
+            free(small, "free");
             my_tcache().validate();
             my_tcache().arena.validate();
         })
