@@ -14,8 +14,9 @@
 # Knobs (environment):
 #   RUNS=3                 rounds (every workload x param x allocator once per round)
 #   ALLOCATORS="oxmalloc glibc jemalloc mimalloc tcmalloc"
-#   ONLY="pairs batch larson prodcons realloc threadchurn drift idle refault rust"   workload subset
-#   MEM_RUNS=1             rounds that run idle and refault (each run idles 15-20 s)
+#   ONLY="pairs batch larson prodcons realloc threadchurn drift idle refault teardown growth threads rust"
+#                          workload subset
+#   MEM_RUNS=1             rounds that run idle, refault and threads (each run idles 11-20 s)
 #   QUICK=1                ~1/4 of the timed work per run (whole suite < 2 min on 2 cores)
 #   OXMALLOC_LIB=target/release/liboxmalloc.so
 #   BENCH_OUT=target/bench output folder; CC=gcc
@@ -26,7 +27,7 @@ ROOT=$PWD
 RUNS=${RUNS:-3}
 QUICK=${QUICK:-0}
 ALLOCATORS=${ALLOCATORS:-"oxmalloc glibc jemalloc mimalloc tcmalloc"}
-ONLY=${ONLY:-"pairs batch larson prodcons realloc threadchurn drift idle refault rust"}
+ONLY=${ONLY:-"pairs batch larson prodcons realloc threadchurn drift idle refault teardown growth threads rust"}
 MEM_RUNS=${MEM_RUNS:-1}
 OXMALLOC_LIB=${OXMALLOC_LIB:-$ROOT/target/release/liboxmalloc.so}
 OUT=${BENCH_OUT:-$ROOT/target/bench}
@@ -61,6 +62,9 @@ params_of() {
         drift) echo "40000" ;;
         idle) echo "mixed large" ;;
         refault) if [ "$QUICK" = 1 ]; then echo 500; else echo 2000; fi ;;
+        teardown) echo "16 64 256 1024" ;;
+        growth) echo "64" ;;
+        threads) echo "100 1000" ;;
         rust) echo "json" ;;
         *) echo "unknown workload: $1" >&2; return 1 ;;
     esac
@@ -139,7 +143,7 @@ echo "bench: allocators:$active; workloads: $ONLY; RUNS=$RUNS QUICK=$QUICK" >&2
 mkdir -p "$OUT/trace"
 for ((r = 1; r <= RUNS; r++)); do
     for w in $ONLY; do
-        case $w in idle|refault) [ "$r" -le "$MEM_RUNS" ] || continue ;; esac
+        case $w in idle|refault|threads) [ "$r" -le "$MEM_RUNS" ] || continue ;; esac
         for p in $(params_of "$w"); do
             for ((i = 0; i < n; i++)); do
                 # rotate the allocator order every round (and per param) to spread drift

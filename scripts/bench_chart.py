@@ -11,7 +11,10 @@ Ratio to jemalloc is a speed ratio: median ops/s of the allocator / median ops/s
 other figures: idle the RSS left after idling (end_mib, and t25_s, the seconds until RSS fell
 under a quarter of its peak; ratio = jemalloc's end RSS / the allocator's, > 1 = less left),
 refault the seconds of its replacement loop (loop_s; ratio = jemalloc's / the allocator's,
-> 1 = faster) and the RSS left after it idles (end_mib).
+> 1 = faster) and the RSS left after it idles (end_mib). growth reports its seconds (secs; ratio =
+jemalloc's / the allocator's) and the share of reallocs that moved the block (moved_pct);
+threads the RSS with every thread parked (parked_mib; ratio = jemalloc's / the allocator's),
+at once after they exited (exit_mib) and after idling (end_mib).
 """
 import csv
 import math
@@ -21,7 +24,8 @@ import sys
 ORDER = ["oxmalloc", "glibc", "jemalloc", "mimalloc", "tcmalloc"]
 COLORS = {"oxmalloc": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4",
           "mimalloc": "#2ca02c", "tcmalloc": "#ff7f0e"}
-WORKLOADS = ["pairs", "batch", "larson", "prodcons", "realloc", "threadchurn", "drift", "idle", "refault", "rust"]
+WORKLOADS = ["pairs", "batch", "larson", "prodcons", "realloc", "threadchurn", "drift", "idle", "refault",
+             "teardown", "growth", "threads", "rust"]
 UNITS = {
     "pairs": ("ns/pair", "ns"), "batch": ("ns per malloc+free", "ns"),
     "larson": ("Mops/s", "mops"), "prodcons": ("Mops/s", "mops"),
@@ -29,12 +33,15 @@ UNITS = {
     "drift": ("Mops/s", "mops"),
     "idle": ("MiB left after idling (s to fall under 25 %)", "idle"),
     "refault": ("s per loop, MiB left after idling", "refault"),
+    "teardown": ("ns per free, shuffled", "ns"),
+    "growth": ("s, % of reallocs moved", "growth"),
+    "threads": ("MiB parked / at exit / after idling", "threads"),
     # The Rust row: seconds per run, wall / CPU (user + system) time of the pipeline; the
     # ratio is from documents per wall second.
     "rust": ("s per run (wall/cpu)", "secs"),
 }
 # Figures of the memory workloads (RESULT extras), medians like the rest.
-EXTRAS = ["end_mib", "t25_s", "loop_s", "faults_k", "secs", "cpu_secs"]
+EXTRAS = ["end_mib", "t25_s", "loop_s", "faults_k", "secs", "cpu_secs", "moved_pct", "parked_mib", "exit_mib"]
 
 
 def fnum(x):
@@ -100,7 +107,7 @@ def summarise(runs):
         d["ratio"] = d["ops"] / je["ops"] if je and je["ops"] and d["ops"] else None
         d["rol_ratio"] = (je["rol"] / d["rol"]) if je and je.get("rol") and d["rol"] else None
         # The memory workloads: less left / a shorter loop is better.
-        fig = {"idle": "end_mib", "refault": "loop_s"}.get(w)
+        fig = {"idle": "end_mib", "refault": "loop_s", "growth": "secs", "threads": "parked_mib"}.get(w)
         if fig:
             d["ratio"] = je[fig] / d[fig] if je and je.get(fig) and d.get(fig) else None
     return s
@@ -128,6 +135,10 @@ def fmt_val(w, d):
         return "%s (%s s)" % (g(d.get("end_mib"), "%.1f"), g(d.get("t25_s"), "%.1f"))
     if unit == "refault":
         return "%s s, %s" % (g(d.get("loop_s"), "%.2f"), g(d.get("end_mib"), "%.0f"))
+    if unit == "growth":
+        return "%s s, %s %%" % (g(d.get("secs"), "%.2f"), g(d.get("moved_pct"), "%.2f"))
+    if unit == "threads":
+        return "%s/%s/%s" % (g(d.get("parked_mib"), "%.0f"), g(d.get("exit_mib"), "%.0f"), g(d.get("end_mib"), "%.0f"))
     if unit == "ns":
         return "%.1f" % d["ns"] if d["ns"] is not None else "-"
     if unit == "secs":
@@ -142,7 +153,7 @@ def fmt_val(w, d):
 def print_tables(s):
     allocs = allocators_in(s)
     for w in [g for g in dict.fromkeys(w for w, _ in groups(s))]:
-        cell = 32 if w in ("idle", "refault") else 26
+        cell = 32 if w in ("idle", "refault", "growth", "threads") else 26
         label = UNITS.get(w, ("ops/s",))[0]
         extra = ", rss/live" if w == "drift" else ""
         print("\n== %s: median %s (x vs jemalloc, >1 better) | peak RSS MiB%s ==" % (w, label, extra))

@@ -20,7 +20,7 @@ ROWS = {
     "drift": ("drifting cache", "Mops/s ↑", "mops"),
     "teardown": ("teardown {p} B, shuffled", "ns per free ↓", "ns"),
     "growth": ("growing buffers", "s ↓ (% moved)", "growth"),
-    "threads": ("{p} parked threads", "RSS MiB ↓", "threads"),
+    "threads": ("{p} parked threads", "RSS MiB ↓ parked / exited / +12 s", "threads"),
     "idle": ("idle, {p} blocks", "MiB left ↓ (s to 25 %)", "idle"),
     "refault": ("refault", "s ↓ (MiB left)", "refault"),
     "rust": ("Rust JSON pipeline", "s ↓", "secs"),
@@ -59,7 +59,8 @@ def cell(kind, r):
         s, moved = f(r, "median_secs"), f(r, "median_moved_pct")
         return "%.2f (%.1f %%)" % (s, moved) if s is not None and moved is not None else "-"
     if kind == "threads":
-        return "%.0f" % (mib / 1024) if mib else "-"
+        parked, exited, end = f(r, "median_parked_mib"), f(r, "median_exit_mib"), f(r, "median_end_mib")
+        return "%.0f / %.0f / %.0f" % (parked, exited, end) if None not in (parked, exited, end) else "-"
     return "-"
 
 

@@ -14,7 +14,11 @@ Targets (speed = median ops/s; ratios from the medians of one run):
     the traces in TRACE_DIR: oxmalloc's RSS 12 s after the frees against every other
     allocator's at the end);
   - refault: a shorter loop than glibc's and tcmalloc's (and which allocator is fastest),
-    and the RSS left after the loop and its idle phase under a quarter of the peak.
+    and the RSS left after the loop and its idle phase under a quarter of the peak;
+  - teardown: ns per free at or below the best of the four peers at every size;
+  - growth: seconds at or below the best peer's, and moved reallocs at most jemalloc's share;
+  - threads: RSS with the threads parked at or below jemalloc's, and after they exited and
+    the process idled, at most a quarter of it.
 Each speed ratio is followed by the same ratio from every allocator's best run (highest
 ops/s), in brackets: on a host whose other tenants slow whole runs down now and then (runs
 of one program and allocator then spread over 1.5-2x), the best runs show what the code
@@ -33,7 +37,7 @@ def load(path):
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
             key = (r["workload"], r["param"], r["allocator"])
-            for x in ("end_mib", "t25_s", "loop_s", "peak_rss_kib"):
+            for x in ("end_mib", "t25_s", "loop_s", "peak_rss_kib", "secs", "moved_pct", "parked_mib"):
                 if r.get("median_" + x):
                     FIG[(x,) + key] = float(r["median_" + x])
             if r["median_ops_per_sec"]:
@@ -119,7 +123,7 @@ def main():
             rows.append((w, p))
     print("== issue 3 targets (oxmalloc; medians of this run) ==")
     for w, p in rows:
-        if w in ("idle", "refault"):
+        if w in ("idle", "refault", "threads"):
             continue
         ox = speed[(w, p, "oxmalloc")]
         je = speed.get((w, p, "jemalloc"))
@@ -158,6 +162,42 @@ def main():
     if one and two:
         print(f"larson scaling, 2 threads over 1: {two / one:.2f}x")
     memory_targets(trace_dir)
+    issue22_targets(speed)
+
+
+PEERS = ("glibc", "jemalloc", "mimalloc", "tcmalloc")
+
+
+def issue22_targets(speed):
+    """Teardown, growth and threads against the peers (issue 22)."""
+    for p in sorted({k[1] for k in speed if k[0] == "teardown"}, key=int):
+        ox = speed.get(("teardown", p, "oxmalloc"))
+        peers = [(speed[("teardown", p, a)], a) for a in PEERS if ("teardown", p, a) in speed]
+        if ox and peers:
+            best, who = max(peers)
+            print(f"teardown {p} B: {1e9 / ox:.1f} ns per free, best peer {who} {1e9 / best:.1f}: {verdict(ox >= best)}")
+    for p in sorted({k[2] for k in FIG if k[0] == "secs" and k[1] == "growth"}):
+        ox = FIG.get(("secs", "growth", p, "oxmalloc"))
+        peers = [(FIG[("secs", "growth", p, a)], a) for a in PEERS if ("secs", "growth", p, a) in FIG]
+        mv, mv_je = FIG.get(("moved_pct", "growth", p, "oxmalloc")), FIG.get(("moved_pct", "growth", p, "jemalloc"))
+        if ox is None or not peers:
+            continue
+        best, who = min(peers)
+        line = f"growth {p}: {ox:.2f} s, best peer {who} {best:.2f} s: {verdict(ox <= best)}"
+        if mv is not None and mv_je is not None:
+            line += f"; moved {mv:.2f} % (jemalloc {mv_je:.2f} %): {verdict(mv <= mv_je)}"
+        print(line)
+    for p in sorted({k[2] for k in FIG if k[0] == "parked_mib"}, key=int):
+        ox, je = FIG.get(("parked_mib", "threads", p, "oxmalloc")), FIG.get(("parked_mib", "threads", p, "jemalloc"))
+        end = FIG.get(("end_mib", "threads", p, "oxmalloc"))
+        if ox is None:
+            continue
+        line = f"threads {p}: {ox:.0f} MiB parked"
+        if je is not None:
+            line += f" (jemalloc {je:.0f}): {verdict(ox <= je)}"
+        if end is not None:
+            line += f"; {end:.0f} MiB after exit and idling: {verdict(end * 4 <= ox)}"
+        print(line)
 
 
 if __name__ == "__main__":

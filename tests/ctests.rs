@@ -463,6 +463,8 @@ ctests! {
         Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
     misuse_double_free_flushed_together => "misuse/double_free_flushed_together",
         Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
+    misuse_double_free_sparse => "misuse/double_free_sparse",
+        Expect::Abort { func: "malloc", whats: &["double free or write after free"] };
     misuse_double_free_slab_released => "misuse/double_free_slab_released",
         Expect::Abort { func: "malloc", whats: &["double free"] };
     misuse_report_then_fork => "misuse/report_then_fork",

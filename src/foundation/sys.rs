@@ -1,5 +1,5 @@
-//! The OS interface: the only file that calls mmap, munmap, madvise, mincore, futex, write,
-//! abort and errno.
+//! The OS interface: the only file that calls mmap, munmap, mremap, madvise, mincore, futex,
+//! write, abort and errno.
 //!
 //! Contract: every function here is async-signal-safe in the sense that it never allocates
 //! and never takes a lock; each states its preconditions. Failures are reported as return
@@ -79,6 +79,63 @@ pub fn resident(addr: usize) -> bool {
     let rc = unsafe { libc::mincore(addr as *mut libc::c_void, PAGE, &mut v) };
     set_errno(saved);
     rc == 0 && v & 1 != 0
+}
+
+/// What `move_pages` did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Moved {
+    /// The pages moved.
+    Yes,
+    /// Nothing changed.
+    No,
+    /// Nothing moved, and the destination range could not be mapped again after the kernel
+    /// refused: it must never be used (the caller keeps it allocated).
+    DestinationLost,
+}
+
+/// Moves the pages of `[from, from+len)` to `[to, to+len)` without copying them: the
+/// destination's own pages are dropped, and the source range stays mapped and reads back
+/// as zeros (`mremap` with `MREMAP_FIXED | MREMAP_DONTUNMAP`, Linux 5.7 and later).
+/// Preconditions: both ranges page-aligned, not overlapping, inside mappings made by
+/// `reserve`, holding no object anyone else uses. The kernel refuses when the source spans
+/// two mappings, when the process has too many, or on an older kernel; since a refused
+/// `MREMAP_FIXED` may already have unmapped the destination, the destination is then mapped
+/// again (fresh zero pages), and `DestinationLost` reported if even that fails. Preserves
+/// errno.
+pub fn move_pages(from: usize, to: usize, len: usize) -> Moved {
+    debug_assert!(from & PAGE_MASK == 0 && to & PAGE_MASK == 0 && len & PAGE_MASK == 0 && len >= PAGE);
+    debug_assert!(from + len <= to || to + len <= from);
+    let saved = errno();
+    // SAFETY: both ranges are ours and hold nothing anyone reads (preconditions); the source
+    // keeps its mapping (DONTUNMAP), the destination's mapping is replaced.
+    let r = unsafe {
+        libc::mremap(
+            from as *mut libc::c_void,
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP,
+            to as *mut libc::c_void,
+        )
+    };
+    let moved = if r == to as *mut libc::c_void {
+        Moved::Yes
+    } else {
+        // SAFETY: the destination is ours and unused; MAP_FIXED over it maps fresh zero pages
+        // whether or not the refused call unmapped it.
+        let m = unsafe {
+            libc::mmap(
+                to as *mut libc::c_void,
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        if m == to as *mut libc::c_void { Moved::No } else { Moved::DestinationLost }
+    };
+    set_errno(saved);
+    moved
 }
 
 /// The calling thread's errno.

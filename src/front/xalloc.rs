@@ -151,6 +151,9 @@ unsafe fn resize_in_place(e: &Extent, p: *mut u8, min: usize, max: usize, align:
     let pages = |n: usize| align_up(n, PAGE) >> LG_PAGE;
     let (lo, hi, cur) = (pages(min), pages(max), e.pages());
     let ep = e as *const Extent as *mut Extent;
+    if cur < lo {
+        alloc::release_cached_neighbour(e);
+    }
     let a = arena::get(e.arena);
     let mut g = a.pac.lock();
     if cur > hi {

@@ -213,6 +213,24 @@ impl CacheBin {
         self.cached().contains(&(p as usize))
     }
 
+    /// Removes entry `p` wherever it sits in the stack (the newer entries move down one
+    /// slot); false if it is not cached here. A linear scan: slow paths only.
+    pub fn remove(&mut self, p: usize) -> bool {
+        let Some(k) = self.cached().iter().position(|&x| x == p) else {
+            return false;
+        };
+        let low_water = self.low_water();
+        // SAFETY: head[0..=k] are entries of this bin; `copy` handles the overlap.
+        unsafe {
+            core::ptr::copy(self.head, self.head.add(1), k);
+            self.head = self.head.add(1);
+        }
+        if self.ncached() < low_water {
+            self.low_bits = low16(self.head);
+        }
+        true
+    }
+
     /// Drops the `n` oldest blocks from the stack (after the caller returned them elsewhere).
     pub fn remove_oldest(&mut self, n: usize) {
         let ncached = self.ncached() as usize;

@@ -44,8 +44,9 @@ impl Tcache {
         }
     }
 
-    /// Empties every bin (thread exit, `malloc_trim`, `thread.tcache.flush`).
+    /// Empties every bin and sparse buffer (thread exit, `malloc_trim`, `thread.tcache.flush`).
     pub fn flush_all(&mut self) {
+        self.flush_sparse_all();
         for i in 0..NCB {
             self.flush(i, self.bins[i].ncached() as usize);
             self.bins[i].reset_low_water();
@@ -122,7 +123,7 @@ pub(super) fn by_arena<G>(
 
 /// Returns small blocks of class `bin` to their slabs, one bin lock per arena; stops at a
 /// misuse (`by_arena`).
-fn flush_small(bin: usize, blocks: &mut [usize]) -> Result<(), Found> {
+pub(super) fn flush_small(bin: usize, blocks: &mut [usize]) -> Result<(), Found> {
     by_arena(
         blocks,
         rtree::lookup_entry,

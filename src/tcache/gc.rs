@@ -27,7 +27,7 @@
 //!
 //! Sync: as for the `Tcache`: its thread only.
 
-use super::{Tcache, CAP, GROWN_BYTES, NCB};
+use super::{Tcache, NCB};
 use crate::metadata::size_class::NBINS;
 
 /// Allocated bytes per GC visit of one class.
@@ -72,7 +72,7 @@ impl Tcache {
             self.bins[i].refilled = false;
             let cap = self.bins[i].cap();
             // The capacity after this overflow: halved toward the base in a teardown.
-            let keep_cap = if teardown && i < NBINS && cap > CAP[i] { (cap / 2).max(CAP[i]) } else { cap };
+            let keep_cap = if teardown && i < NBINS && cap > self.base[i] { (cap / 2).max(self.base[i]) } else { cap };
             let n = self.bins[i].ncached() as usize - keep_cap as usize / 2;
             self.flush(i, n);
             if keep_cap < cap {
@@ -87,7 +87,7 @@ impl Tcache {
     pub(super) fn grow(&mut self, i: usize) -> bool {
         let cb = &mut self.bins[i];
         let size = cb.size as usize;
-        let room = (GROWN_BYTES - self.grown_bytes) / size;
+        let room = (self.grown_budget - self.grown_bytes) / size;
         let cap = cb.cap() as usize;
         let new_cap = (cap * 2).min(cb.cap_max as usize).min(cap + room);
         if new_cap <= cap {
@@ -100,9 +100,10 @@ impl Tcache {
 
     /// Halves the grown capacity of small bin `i` toward its base (never below what it holds).
     fn shrink_cap(&mut self, i: usize) {
+        let base = self.base[i];
         let cb = &mut self.bins[i];
         let cap = cb.cap();
-        let new_cap = (cap / 2).max(CAP[i]).max(cb.ncached());
+        let new_cap = (cap / 2).max(base).max(cb.ncached());
         self.grown_bytes -= (cap - new_cap) as usize * cb.size as usize;
         cb.set_cap(new_cap);
         cb.nfill = cb.nfill.min((new_cap / 2).max(1));
@@ -123,14 +124,28 @@ impl Tcache {
         for _ in 0..GC_VISITS {
             // SAFETY: the cursor stays below NCB (it wraps to 0 below).
             let cb = unsafe { self.bins.get_unchecked(i) };
-            if cb.ncached() == 0 && cb.cap() == CAP[i] {
+            // SAFETY: as above.
+            if cb.ncached() == 0 && cb.cap() == unsafe { *self.base.get_unchecked(i) } {
                 self.end_visit(i);
             } else {
                 self.gc_visit(i);
             }
-            i = if i + 1 == NCB { 0 } else { i + 1 };
+            i = if i + 1 == NCB { self.round_end() } else { i + 1 };
         }
         self.gc_cursor = i;
+    }
+
+    /// The end of a GC round robin (every bin visited once since the last): blocks left in
+    /// the sparse buffers go back to their slabs, and the capacities follow the live caches
+    /// (`rescale`), also down when threads exited. Returns the first bin of the next round.
+    #[cold]
+    #[inline(never)]
+    fn round_end(&mut self) -> usize {
+        if self.sparse_pending != 0 {
+            self.flush_sparse_all();
+        }
+        self.rescale();
+        0
     }
 
     /// `gc_event`'s visit of bin `i` when it holds blocks or has grown. A grown small bin is
@@ -138,8 +153,9 @@ impl Tcache {
     /// visit (module header: a batch drains its stack over more than one round robin).
     #[inline(never)]
     fn gc_visit(&mut self, i: usize) {
+        let base = self.base[i];
         let cb = &mut self.bins[i];
-        if i < NBINS && cb.cap() > CAP[i] && self.allocated.saturating_sub(self.visit_at[i]) < cb.cap() as u64 * cb.size as u64 {
+        if i < NBINS && cb.cap() > base && self.allocated.saturating_sub(self.visit_at[i]) < cb.cap() as u64 * cb.size as u64 {
             return;
         }
         // Untouched since the last visit: as many blocks as then and none popped below that
@@ -157,7 +173,7 @@ impl Tcache {
         // between rounds are not enough: shrinking on them would make batches of 1 KiB flush
         // and regrow.)
         let cap = self.bins[i].cap();
-        if cap > CAP[i] && (idle || n * 4 >= cap as usize * 3 / 4) {
+        if cap > self.base[i] && (idle || n * 4 >= cap as usize * 3 / 4) {
             self.shrink_cap(i);
         }
         self.end_visit(i);
@@ -177,7 +193,7 @@ impl Tcache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tcache::{current, CAP};
+    use crate::tcache::current;
 
     #[test]
     fn capacity_grows_for_batches_and_gc_shrinks_it_back() {
@@ -200,7 +216,7 @@ mod tests {
             }
             let tc = current().unwrap();
             tc.validate();
-            assert_eq!(tc.bins[bin].cap(), CAP[bin]);
+            assert_eq!(tc.bins[bin].cap(), tc.base[bin]);
             assert_eq!(tc.grown_bytes, 0);
             assert!(tc.bins[bin].ncached() < 64);
         })
@@ -214,7 +230,7 @@ mod tests {
             }
             let tc = current().unwrap();
             let bin = crate::metadata::size_class::size2bin(1024);
-            assert_eq!(tc.bins[bin].cap(), CAP[bin]);
+            assert_eq!(tc.bins[bin].cap(), tc.base[bin]);
             tc.validate();
         })
         .join()
@@ -242,8 +258,8 @@ mod tests {
             }
             let tc = current().unwrap();
             tc.validate();
-            assert_eq!(tc.bins[bin].cap(), CAP[bin], "a teardown keeps the class grown");
-            assert!(tc.bins[bin].ncached() <= CAP[bin]);
+            assert_eq!(tc.bins[bin].cap(), tc.base[bin], "a teardown keeps the class grown");
+            assert!(tc.bins[bin].ncached() <= tc.base[bin]);
             assert_eq!(tc.grown_bytes, 0);
         })
         .join()
@@ -277,9 +293,9 @@ mod tests {
             }
             let tc = current().unwrap();
             tc.validate();
-            assert_eq!(tc.bins[bin].cap(), CAP[bin]);
+            assert_eq!(tc.bins[bin].cap(), tc.base[bin]);
             assert_eq!(tc.grown_bytes, 0);
-            assert!(tc.bins[bin].ncached() <= CAP[bin]);
+            assert!(tc.bins[bin].ncached() <= tc.base[bin]);
         })
         .join()
         .unwrap();

@@ -268,7 +268,7 @@ impl Tcache {
         };
         // A large extent's size is a page multiple (`pages << LG_PAGE` would mask it again).
         let bytes = e.size;
-        if self.large_bytes + bytes > LARGE_BYTES {
+        if self.large_bytes + bytes > self.large_budget {
             return LargeFree::OverBudget(i);
         }
         self.cache_large(i, e);
@@ -287,10 +287,26 @@ impl Tcache {
         self.large_gave_back = i;
         self.shed_large();
         let bytes = self.bins[i].size as usize;
-        if self.large_bytes + bytes > LARGE_BYTES {
+        if self.large_bytes + bytes > self.large_budget {
             return false;
         }
         self.cache_large(i, e);
+        true
+    }
+
+    /// Takes the large block of extent `e` out of this cache if it holds it (its descriptor
+    /// says `Active` again, the caller owns the block): a cached block that borders a block
+    /// the thread wants to grow in place goes back to the page allocator first
+    /// (`alloc::release_cached_neighbour`). False if this cache does not hold it.
+    pub fn take_cached_large(&mut self, e: &Extent) -> bool {
+        let Some(i) = large_index(e.pages()) else {
+            return false;
+        };
+        if !self.bins[i].remove(e as *const Extent as usize) {
+            return false;
+        }
+        self.large_bytes -= self.bins[i].size as usize;
+        uncache(e);
         true
     }
 
@@ -330,7 +346,7 @@ impl Tcache {
 
     /// Bytes the large-block budget still has room for.
     fn large_bytes_room(&self) -> usize {
-        LARGE_BYTES.saturating_sub(self.large_bytes)
+        self.large_budget.saturating_sub(self.large_bytes)
     }
 
     /// Caches the block of active extent `e`, which a refill (`large_miss`) took from the

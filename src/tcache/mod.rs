@@ -6,11 +6,19 @@
 //!   count. Bounds: a small class holds at most `SMALL_BIN_BYTES` worth, at least 20 blocks
 //!   (jemalloc's minimum) and at most 1024 — its base capacity, which `gc` grows for batches;
 //!   large blocks at most `LARGE_BIN_CAP` per page count and `LARGE_BYTES` in all (`large`).
+//!   With more than `FULL_CACHES` live caches all of these (and growth) shrink with the count
+//!   (`scale_for`, `base_cap`, `rescale`), so that many threads together hold a bounded amount.
 //! - Sparse-slab bypass (in `alloc::free`): a block whose slab is not current and has more
-//!   than 1/16 of its regions free goes straight back to its slab (`bin::is_sparse`), so
+//!   than 1/16 of its regions free never enters the cache's stacks (`bin::is_sparse`), so
 //!   caching never keeps sparse slabs alive (reference/performance.md §5: drifting-size
 //!   RSS/live 1.17 with the bypass against 1.46 without, in simulation; measured here 1.19
-//!   with thread caches, against 1.18 without them).
+//!   with thread caches, against 1.18 without them). It waits in its class's sparse buffer
+//!   (`SPARSE_BUF` blocks, never handed out) and goes back to its slab with the buffer, one
+//!   bin lock per batch: when the buffer is full, before a refill of its class, at the end
+//!   of each GC round robin, and in every flush of the whole cache (`small::free_sparse`). A random-order teardown, whose
+//!   frees go to sparse slabs almost only, took a bin lock and a lock-free pre-check of the
+//!   bitmap and the block per free without it: 4 M blocks of 64 B, 224-253 ns per free
+//!   against 112-142 with it (alternating runs, `bench/workloads/teardown.c`).
 //! - Lifetime: created on a thread's first call (`current`), torn down by a pthread key
 //!   destructor at thread exit (flushed, returned to `POOL` for the next thread); afterwards
 //!   the thread's slot says `OFF` and calls go straight to the arenas.
@@ -107,6 +115,54 @@ const CAP_MAX: [u16; NCB] = {
     t
 };
 
+/// Live caches up to which every cache has the full capacities. Beyond it each doubling of
+/// the live caches halves the capacities and byte budgets of new caches and, at their next
+/// refill or GC round, of the others, down to `MAX_SCALE` halvings: the memory all caches
+/// hold together stays bounded where a fixed per-thread size would grow with the thread
+/// count (1000 threads that each cycled 64 blocks of 15 sizes: 605 MiB with fixed caches).
+const FULL_CACHES: usize = 8;
+const MAX_SCALE: u32 = 5;
+/// The fewest blocks a bin keeps room for at any scale.
+const MIN_CAP: u16 = 2;
+
+/// Caches in use by threads (created and not yet released). Sync: relaxed atomic; the
+/// capacities follow it loosely (`rescale`).
+static LIVE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Halvings of the capacities for `live` caches: the fewest `s` with `live ≤ FULL_CACHES << s`,
+/// at most `MAX_SCALE`.
+fn scale_for(live: usize) -> u32 {
+    let mut s = 0;
+    while s < MAX_SCALE && live > FULL_CACHES << s {
+        s += 1;
+    }
+    s
+}
+
+/// The scale a cache at scale `cur` moves to with `live` live caches (`Tcache::rescale`),
+/// None to stay: up at once, down only when even twice as many caches would be a smaller
+/// scale, so that a count going up and down across a power of two does not flush the cache
+/// every time.
+fn new_scale(live: usize, cur: u32) -> Option<u32> {
+    let s = scale_for(live);
+    (s > cur || scale_for(live.saturating_mul(2)) < cur).then_some(s)
+}
+
+/// Base capacity of bin `i` at scale `s`: `CAP[i]` for `s` = 0; the small classes' byte
+/// size and minimum, and the large bins' count, halved `s` times, at least `MIN_CAP`.
+fn base_cap(i: usize, s: u32) -> u16 {
+    if s == 0 {
+        return CAP[i];
+    }
+    let c = if i < NBINS {
+        let by_bytes = (SMALL_BIN_BYTES >> s) / crate::metadata::size_class::bin_size_compute(i);
+        by_bytes.max(20 >> s).min(1024)
+    } else {
+        LARGE_BIN_CAP >> s
+    };
+    (c as u16).max(MIN_CAP).min(CAP[i])
+}
+
 const TOTAL_SLOTS: usize = {
     let mut n = 0;
     let mut i = 0;
@@ -132,14 +188,24 @@ pub struct Tcache {
     gc_cursor: usize,
     /// Bytes held in large cache bins.
     large_bytes: usize,
+    /// The most `large_bytes` may reach: `LARGE_BYTES` scaled to the live caches (`scale`).
+    large_budget: usize,
     /// Cache bins of the last and the one-before-last large miss (`large_miss`; NCB: none).
     last_large_miss: usize,
     prev_large_miss: usize,
     /// Large cache bin whose free last made the cache give blocks back (bin full or budget
     /// spent; NCB: none yet), for `large_miss`.
     large_gave_back: usize,
-    /// Σ (cap − base capacity) · size over the small bins (≤ GROWN_BYTES).
+    /// Σ (cap − base capacity) · size over the small bins (≤ grown_budget).
     grown_bytes: usize,
+    /// The most `grown_bytes` may reach: `GROWN_BYTES` scaled to the live caches.
+    grown_budget: usize,
+    /// Base capacity of each bin at this cache's scale (`base_cap`).
+    base: [u16; NCB],
+    /// The scale of the capacities (`scale_for`), and the live-cache count above which it
+    /// is out of date (`rescale`).
+    scale: u32,
+    live_limit: usize,
     /// Blocks each bin held after its last GC visit (idle detection).
     visit_ncached: [u16; NCB],
     /// `allocated` at each bin's last GC visit (the period of grown small bins).
@@ -152,8 +218,22 @@ pub struct Tcache {
     /// still be resident (`purge_pool` gives them back). Sync: the pool's lock.
     pooled_at: u64,
     slots_dirty: bool,
+    /// Bit `i` set while class `i`'s sparse buffer holds blocks (`small::free_sparse`).
+    sparse_pending: u64,
+    /// Blocks in each small class's sparse buffer.
+    sparse_n: [u8; NBINS],
+    /// Per small class, blocks freed into sparse slabs, waiting to go back to their slabs in
+    /// one locked batch (`small::free_sparse`); never handed out by malloc.
+    sparse: [[usize; SPARSE_BUF]; NBINS],
     slots: [usize; TOTAL_SLOTS],
 }
+
+/// Blocks a small class's sparse buffer holds before it goes back to the slabs under one
+/// bin lock (`small::free_sparse`). The lock's atomic waits for the cookie stores into the
+/// buffered (in a teardown, cold) blocks: a teardown of 4 M blocks of 64 B takes 74-78 ns
+/// per free with 64, 81-82 with 32, 77-79 with 128 (alternating runs).
+pub const SPARSE_BUF: usize = 64;
+const _: () = assert!(NBINS <= 64 && SPARSE_BUF < 256);
 
 struct Pool {
     head: *mut Tcache,
@@ -241,7 +321,8 @@ fn create() -> Option<&'static mut Tcache> {
     // SAFETY: `tc` is ours alone (fresh zeroed metadata, or unlinked from the pool with every
     // bin empty); raw writes because `arena` may not hold a valid reference yet.
     unsafe {
-        init_in_place(tc, arena::bind());
+        let live = LIVE.fetch_add(1, core::sync::atomic::Ordering::Relaxed) + 1;
+        init_in_place(tc, arena::bind(), scale_for(live));
         if !tsd::register_exit(tc as *mut libc::c_void) {
             // No destructor: the cache would leak at exit; serve this thread without one.
             arena::unbind((*tc).arena);
@@ -265,10 +346,14 @@ fn bin_bytes(i: usize) -> usize {
 
 /// # Safety
 /// `tc` points to memory for a `Tcache` that nobody else uses.
-unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
+unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena, scale: u32) {
     let slots = core::ptr::addr_of_mut!((*tc).slots) as *mut usize;
     let mut at = 0;
-    for (i, &cap) in CAP.iter().enumerate() {
+    let mut base = [0u16; NCB];
+    for (i, b) in base.iter_mut().enumerate() {
+        *b = base_cap(i, scale);
+    }
+    for (i, &cap) in base.iter().enumerate() {
         let size = bin_bytes(i);
         let magic = if i < NBINS { crate::metadata::size_class::div_magic(i) } else { 0 };
         let nfill = if i < NBINS { INITIAL_FILL.min((cap / 2).max(1)) } else { 1 };
@@ -279,6 +364,11 @@ unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
         at += crate::tcache::cache_bin::slots_for(CAP_MAX[i]);
     }
     core::ptr::addr_of_mut!((*tc).grown_bytes).write(0);
+    core::ptr::addr_of_mut!((*tc).base).write(base);
+    core::ptr::addr_of_mut!((*tc).scale).write(scale);
+    core::ptr::addr_of_mut!((*tc).live_limit).write(if scale == MAX_SCALE { usize::MAX } else { FULL_CACHES << scale });
+    core::ptr::addr_of_mut!((*tc).large_budget).write(LARGE_BYTES >> scale);
+    core::ptr::addr_of_mut!((*tc).grown_budget).write(GROWN_BYTES >> scale);
     core::ptr::addr_of_mut!((*tc).visit_ncached).write([0; NCB]);
     core::ptr::addr_of_mut!((*tc).visit_at).write([0; NCB]);
     core::ptr::addr_of_mut!((*tc).allocated).write(0);
@@ -291,6 +381,8 @@ unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
     core::ptr::addr_of_mut!((*tc).prev_large_miss).write(NCB);
     core::ptr::addr_of_mut!((*tc).arena).write(arena);
     core::ptr::addr_of_mut!((*tc).next).write(core::ptr::null_mut());
+    core::ptr::addr_of_mut!((*tc).sparse_pending).write(0);
+    core::ptr::addr_of_mut!((*tc).sparse_n).write([0; NBINS]);
 }
 
 /// Returns an emptied cache to the pool.
@@ -298,6 +390,7 @@ unsafe fn init_in_place(tc: *mut Tcache, arena: &'static Arena) {
 /// # Safety
 /// `tc` is empty and no thread uses it any more.
 unsafe fn release(tc: *mut Tcache) {
+    LIVE.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
     let now = crate::pages::decay::now_ns();
     let mut pool = POOL.lock();
     (*tc).next = pool.head;
@@ -401,13 +494,42 @@ impl Tcache {
         }
     }
 
+    /// Whether the live caches outgrew this cache's scale (a refill asks: one compare).
+    #[inline(always)]
+    pub(super) fn outgrown(&self) -> bool {
+        LIVE.load(core::sync::atomic::Ordering::Relaxed) > self.live_limit
+    }
+
+    /// Brings the capacities and budgets to the scale of the live caches now (`new_scale`):
+    /// everything cached goes back first, then every bin starts at its new base capacity.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn rescale(&mut self) {
+        let Some(s) = new_scale(LIVE.load(core::sync::atomic::Ordering::Relaxed), self.scale) else {
+            return;
+        };
+        self.flush_all();
+        for i in 0..NCB {
+            let cap = base_cap(i, s);
+            self.base[i] = cap;
+            let cb = &mut self.bins[i];
+            cb.set_cap(cap);
+            cb.nfill = cb.nfill.min((cap / 2).max(1));
+        }
+        self.grown_bytes = 0;
+        self.scale = s;
+        self.live_limit = if s == MAX_SCALE { usize::MAX } else { FULL_CACHES << s };
+        self.large_budget = LARGE_BYTES >> s;
+        self.grown_budget = GROWN_BYTES >> s;
+    }
+
     /// Checks every bin (tests).
     pub fn validate(&self) {
         let (mut large, mut grown) = (0, 0);
         for (i, cb) in self.bins.iter().enumerate() {
             cb.validate();
-            assert!(cb.cap() >= CAP[i] && cb.cap_max == CAP_MAX[i]);
-            grown += (cb.cap() - CAP[i]) as usize * cb.size as usize;
+            assert!(cb.cap() >= self.base[i] && self.base[i] == base_cap(i, self.scale) && cb.cap_max == CAP_MAX[i]);
+            grown += (cb.cap() - self.base[i]) as usize * cb.size as usize;
             if i >= NBINS {
                 large += cb.ncached() as usize * cb.size as usize;
                 for &d in cb.cached() {
@@ -423,9 +545,16 @@ impl Tcache {
                 }
             }
         }
+        for (i, &n) in self.sparse_n.iter().enumerate() {
+            assert!((n as usize) < SPARSE_BUF && (self.sparse_pending >> i & 1 != 0) == (n != 0));
+            for &p in &self.sparse[i][..n as usize] {
+                // SAFETY: as for cached small blocks.
+                assert_eq!(unsafe { *(p as *const usize) }, COOKIE, "sparse-buffered block {p:#x}");
+            }
+        }
         assert_eq!(large, self.large_bytes);
-        assert!(large <= LARGE_BYTES);
-        assert!(grown == self.grown_bytes && grown <= GROWN_BYTES);
+        assert!(large <= self.large_budget && self.large_budget == LARGE_BYTES >> self.scale);
+        assert!(grown == self.grown_bytes && grown <= self.grown_budget && self.grown_budget == GROWN_BYTES >> self.scale);
     }
 }
 
@@ -461,6 +590,8 @@ pub fn postfork_child() {
     unsafe { POOL.reset_after_fork() };
     // The other threads' caches are gone with them (their blocks stay allocated, as in
     // jemalloc); this thread keeps its cache and its arena binding.
+    let mine = (tsd::get() > tsd::LAST_SENTINEL) as usize;
+    LIVE.store(mine, core::sync::atomic::Ordering::Relaxed);
     if tsd::get() > tsd::LAST_SENTINEL {
         // SAFETY: this thread's live cache.
         let tc = unsafe { &*(tsd::get() as *const Tcache) };
@@ -471,6 +602,51 @@ pub fn postfork_child() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capacities_shrink_with_the_live_caches_and_come_back() {
+        use std::sync::{Arc, Barrier};
+        let _x = crate::front::alloc::tests::ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
+        let n = 64;
+        let (parked, go) = (Arc::new(Barrier::new(n + 1)), Arc::new(Barrier::new(n + 1)));
+        let hs: std::vec::Vec<_> = (0..n)
+            .map(|_| {
+                let (parked, go) = (parked.clone(), go.clone());
+                std::thread::spawn(move || {
+                    crate::front::alloc::free(crate::front::alloc::malloc(16), "free");
+                    parked.wait();
+                    go.wait();
+                })
+            })
+            .collect();
+        parked.wait();
+        // 64 caches and more live: a new cache starts at scale 3 or more (64 > 8 << 2).
+        std::thread::spawn(|| {
+            crate::front::alloc::free(crate::front::alloc::malloc(16), "free");
+            let tc = current().unwrap();
+            assert!(tc.scale >= 3, "scale {} with 64 live caches", tc.scale);
+            let bin = crate::metadata::size_class::size2bin(256);
+            assert_eq!(tc.bins[bin].cap(), base_cap(bin, tc.scale));
+            assert!(tc.bins[bin].cap() <= CAP[bin] / 8);
+            assert_eq!(tc.large_budget, LARGE_BYTES >> tc.scale);
+            tc.validate();
+        })
+        .join()
+        .unwrap();
+        go.wait();
+        for h in hs {
+            h.join().unwrap();
+        }
+        // They exited: a new cache is back at (or near: the harness's own threads) full size.
+        std::thread::spawn(|| {
+            crate::front::alloc::free(crate::front::alloc::malloc(16), "free");
+            let tc = current().unwrap();
+            assert!(tc.scale <= 1, "scale {} after the threads exited", tc.scale);
+            tc.validate();
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn caps_and_layout() {
@@ -485,5 +661,14 @@ mod tests {
         assert_eq!(large_index(64), Some(NCB - 1));
         assert_eq!(large_index(65), None);
         assert_eq!(large_index(8), None);
+        assert_eq!((scale_for(1), scale_for(8), scale_for(9), scale_for(100), scale_for(1000)), (0, 0, 1, 4, 5));
+        assert_eq!((new_scale(9, 0), new_scale(8, 1), new_scale(5, 1), new_scale(4, 1)), (Some(1), None, None, Some(0)));
+        assert_eq!((new_scale(1000, 2), new_scale(100, 5), new_scale(60, 5), new_scale(10, 1)), (Some(5), None, Some(3), None));
+        for i in 0..NCB {
+            assert_eq!(base_cap(i, 0), CAP[i]);
+            for s in 1..=MAX_SCALE {
+                assert!(base_cap(i, s) <= base_cap(i, s - 1) && base_cap(i, s) >= MIN_CAP.min(CAP[i]));
+            }
+        }
     }
 }

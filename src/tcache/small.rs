@@ -37,8 +37,8 @@
 //!
 //! Sync: as for the `Tcache`: its thread only.
 
-use super::flush::lost_cookie;
-use super::{Tcache, NCB};
+use super::flush::{flush_small, lost_cookie};
+use super::{Tcache, NCB, SPARSE_BUF};
 use crate::tcache::cache_bin::CacheBin;
 use crate::metadata::size_class::{bin_size, NBINS};
 
@@ -121,6 +121,15 @@ impl Tcache {
 
     #[inline(never)]
     fn fill(&mut self, bin: usize) {
+        if self.outgrown() {
+            self.rescale();
+        }
+        // Blocks of the class waiting for sparse slabs go back first, so the refill's choice
+        // of the fullest slabs counts them free.
+        let n = self.sparse_n[bin] as usize;
+        if n != 0 {
+            self.flush_sparse(bin, n);
+        }
         let a = self.arena;
         let cb = &mut self.bins[bin];
         cb.refill(|at, n| {
@@ -195,9 +204,68 @@ impl Tcache {
     }
 
 
-    /// Whether `p` is in the small cache bin `i` (double-free check after a cookie hit).
+    /// Whether `p` is in the small cache bin `i` or in class `i`'s sparse buffer
+    /// (double-free check after a cookie hit).
     pub fn holds(&self, i: usize, p: *mut u8) -> bool {
         debug_assert!(i < NBINS);
-        self.bins[i].contains(p)
+        self.bins[i].contains(p) || self.sparse[i][..self.sparse_n[i] as usize].contains(&(p as usize))
+    }
+
+    /// `free` of small block `p` of class `bin` at byte offset `off` of its slab, a sparse
+    /// one (`bin::is_sparse`): if `p` is a region start and not the block buffered last,
+    /// writes the cookie into it and puts it in the class's sparse buffer; a full buffer goes
+    /// back to the slabs under one bin lock per arena (`flush::flush_small`, which checks
+    /// every cookie and the slab every region, so a block freed twice through this path is
+    /// reported there, or by its slab later, exactly as for a cache flush). The buffer never
+    /// serves a malloc, so the sparse slabs drain as they would with a free straight to the
+    /// slab, one lock per `SPARSE_BUF` frees instead of one per free (a random-order
+    /// teardown frees into sparse slabs almost only). False (nothing done) for an interior
+    /// pointer or an immediate double free, for the caller's slow path to report.
+    #[inline]
+    pub fn free_sparse(&mut self, bin: usize, p: *mut u8, off: usize) -> bool {
+        debug_assert!(bin < NBINS);
+        // SAFETY: bin < NBINS (a class from a slab's page-map tag).
+        let magic = unsafe { self.bins.get_unchecked(bin) }.magic;
+        if crate::objects::slab::region_index_magic(off, magic).is_none() {
+            return false;
+        }
+        let n = self.sparse_n[bin] as usize;
+        if n > 0 && self.sparse[bin][n - 1] == p as usize {
+            return false;
+        }
+        // SAFETY: `p` is a live block of ≥ 8 bytes the caller just gave up.
+        unsafe { *(p as *mut usize) = COOKIE };
+        self.sparse[bin][n] = p as usize;
+        self.deallocated += bin_size(bin) as u64;
+        if n + 1 == SPARSE_BUF {
+            self.flush_sparse(bin, SPARSE_BUF);
+        } else {
+            self.sparse_n[bin] = (n + 1) as u8;
+            self.sparse_pending |= 1 << bin;
+        }
+        true
+    }
+
+    /// Gives the `n` blocks of class `bin`'s sparse buffer back to their slabs. On misuse
+    /// the buffer is emptied all the same and the report follows (see `flush`).
+    #[cold]
+    #[inline(never)]
+    fn flush_sparse(&mut self, bin: usize, n: usize) {
+        self.sparse_n[bin] = 0;
+        self.sparse_pending &= !(1 << bin);
+        if let Err(f) = flush_small(bin, &mut self.sparse[bin][..n]) {
+            f.report();
+        }
+    }
+
+    /// Empties every sparse buffer (GC events, flushes): buffered blocks keep their slabs
+    /// from draining only until then.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn flush_sparse_all(&mut self) {
+        while self.sparse_pending != 0 {
+            let bin = self.sparse_pending.trailing_zeros() as usize;
+            self.flush_sparse(bin, self.sparse_n[bin] as usize);
+        }
     }
 }
