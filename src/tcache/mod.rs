@@ -664,10 +664,10 @@ mod tests {
         assert_eq!((scale_for(1), scale_for(8), scale_for(9), scale_for(100), scale_for(1000)), (0, 0, 1, 4, 5));
         assert_eq!((new_scale(9, 0), new_scale(8, 1), new_scale(5, 1), new_scale(4, 1)), (Some(1), None, None, Some(0)));
         assert_eq!((new_scale(1000, 2), new_scale(100, 5), new_scale(60, 5), new_scale(10, 1)), (Some(5), None, Some(3), None));
-        for i in 0..NCB {
-            assert_eq!(base_cap(i, 0), CAP[i]);
+        for (i, &cap) in CAP.iter().enumerate() {
+            assert_eq!(base_cap(i, 0), cap);
             for s in 1..=MAX_SCALE {
-                assert!(base_cap(i, s) <= base_cap(i, s - 1) && base_cap(i, s) >= MIN_CAP.min(CAP[i]));
+                assert!(base_cap(i, s) <= base_cap(i, s - 1) && base_cap(i, s) >= MIN_CAP.min(cap));
             }
         }
     }
