@@ -1031,6 +1031,46 @@ pub(crate) mod tests {
         assert_eq!(live, 0, "blocks freed by another thread stayed allocated");
     }
 
+    /// The sparse buffers of all classes together hold fewer than `SPARSE_BUF` blocks: a
+    /// thread that tears down a structure of many sizes and then sleeps keeps only that
+    /// many back (and the sparse slabs they pin).
+    #[test]
+    fn sparse_buffers_are_bounded_across_classes() {
+        let _x = ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());
+        std::thread::spawn(|| {
+            bind_private_arena();
+            let sizes = [48usize, 64, 96, 128];
+            // Slabs of each class, every region live, then a quarter of each slab back (through
+            // the cache and a flush): sparse slabs.
+            let mut rest = std::vec::Vec::new();
+            for &size in &sizes {
+                let ps: std::vec::Vec<usize> = (0..4000).map(|_| malloc(size) as usize).collect();
+                for (k, &p) in ps.iter().enumerate() {
+                    if k % 4 == 0 {
+                        free(p as *mut u8, "free");
+                    } else {
+                        rest.push(p);
+                    }
+                }
+            }
+            tcache_flush();
+            // A teardown of the rest, shuffled across the classes.
+            let mut r = Rng(77);
+            for i in (1..rest.len()).rev() {
+                rest.swap(i, (r.next() as usize) % (i + 1));
+            }
+            let mut most = 0;
+            for &p in &rest {
+                free(p as *mut u8, "free");
+                most = most.max(my_tcache().sparse_held());
+            }
+            assert!(most < tcache::SPARSE_BUF, "the sparse buffers held {most} blocks");
+            my_tcache().validate();
+        })
+        .join()
+        .unwrap();
+    }
+
     #[test]
     fn frees_into_sparse_slabs_go_back_in_batches() {
         let _x = ARENA0_EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner());

@@ -213,8 +213,9 @@ impl Tcache {
 
     /// `free` of small block `p` of class `bin` at byte offset `off` of its slab, a sparse
     /// one (`bin::is_sparse`): if `p` is a region start and not the block buffered last,
-    /// writes the cookie into it and puts it in the class's sparse buffer; a full buffer goes
-    /// back to the slabs under one bin lock per arena (`flush::flush_small`, which checks
+    /// writes the cookie into it and puts it in the class's sparse buffer; when the buffers
+    /// hold `SPARSE_BUF` blocks together, they go back to the slabs under one bin lock per
+    /// class and arena (`flush::flush_small`, which checks
     /// every cookie and the slab every region, so a block freed twice through this path is
     /// reported there, or by its slab later, exactly as for a cache flush). The buffer never
     /// serves a malloc, so the sparse slabs drain as they would with a free straight to the
@@ -237,11 +238,12 @@ impl Tcache {
         unsafe { *(p as *mut usize) = COOKIE };
         self.sparse[bin][n] = p as usize;
         self.deallocated += bin_size(bin) as u64;
-        if n + 1 == SPARSE_BUF {
-            self.flush_sparse(bin, SPARSE_BUF);
-        } else {
-            self.sparse_n[bin] = (n + 1) as u8;
-            self.sparse_pending |= 1 << bin;
+        self.sparse_n[bin] = (n + 1) as u8;
+        self.sparse_pending |= 1 << bin;
+        self.sparse_total += 1;
+        if self.sparse_total as usize == SPARSE_BUF {
+            // Full (all classes together: what a sleeping thread keeps back stays small).
+            self.flush_sparse_all();
         }
         true
     }
@@ -253,9 +255,15 @@ impl Tcache {
     fn flush_sparse(&mut self, bin: usize, n: usize) {
         self.sparse_n[bin] = 0;
         self.sparse_pending &= !(1 << bin);
+        self.sparse_total -= n as u16;
         if let Err(f) = flush_small(bin, &mut self.sparse[bin][..n]) {
             f.report();
         }
+    }
+
+    /// Blocks in the sparse buffers, all classes together.
+    pub fn sparse_held(&self) -> usize {
+        self.sparse_n.iter().map(|&n| n as usize).sum()
     }
 
     /// Empties every sparse buffer (GC events, flushes): buffered blocks keep their slabs
