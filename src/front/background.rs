@@ -288,6 +288,7 @@ extern "C" fn run(arg: *mut libc::c_void) -> *mut libc::c_void {
         let now = now_ns();
         count_run(now);
         for a in arena::all().filter(|a| a.id as usize % n == k) {
+            a.pac.reset_added();
             if a.pac.deadline() <= now {
                 a.pac.purge(now, Mode::Decay);
             }

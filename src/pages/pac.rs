@@ -207,7 +207,8 @@ impl Pac {
         self.added.load(Relaxed)
     }
 
-    pub(super) fn reset_added(&self) {
+    /// Starts counting `added_pages` again (a background thread's pass over the arena).
+    pub fn reset_added(&self) {
         self.added.store(0, Relaxed);
     }
 }
