@@ -11,22 +11,22 @@ import sys
 ORDER = ["oxmalloc", "glibc", "jemalloc", "mimalloc", "tcmalloc"]
 # workload -> (row label, unit, how to show a row's figure)
 ROWS = {
-    "pairs": ("pairs {p} B", "ns ↓", "ns"),
-    "batch": ("batch {p} B", "ns ↓", "ns"),
-    "larson": ("larson, {p} thread(s)", "Mops/s ↑", "mops"),
+    "pairs": ("pairs {p}", "ns ↓", "ns"),
+    "batch": ("batch {p}", "ns ↓", "ns"),
+    "larson": ("larson, {p} threads", "Mops/s ↑", "mops"),
     "prodcons": ("producer/consumer", "Mops/s ↑", "mops"),
     "realloc": ("realloc, {p}", "Mreallocs/s ↑", "mops"),
     "threadchurn": ("thread churn", "threads/s ↑", "ops"),
     "drift": ("drifting cache", "Mops/s ↑", "mops"),
-    "teardown": ("teardown {p} B, shuffled", "ns per free ↓", "ns"),
+    "teardown": ("teardown {p}, shuffled", "ns per free ↓", "ns"),
     "growth": ("growing buffers", "s ↓ (% moved)", "growth"),
     "threads": ("{p} parked threads", "RSS MiB ↓ parked / exited / +12 s", "threads"),
     "idle": ("idle, {p} blocks", "MiB left ↓ (s to 25 %)", "idle"),
     "refault": ("refault", "s ↓ (MiB left)", "refault"),
     "rust": ("Rust JSON pipeline", "s ↓", "secs"),
 }
-SIZES = {"1024": "1 KiB", "4096": "4 KiB", "16384": "16 KiB", "32768": "32 KiB", "65536": "64 KiB",
-         "262144": "256 KiB"}
+SIZES = {"16": "16 B", "64": "64 B", "256": "256 B", "1024": "1 KiB", "4096": "4 KiB", "16384": "16 KiB",
+         "32768": "32 KiB", "65536": "64 KiB", "262144": "256 KiB"}
 
 
 def f(r, k):
