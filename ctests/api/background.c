@@ -286,6 +286,28 @@ static int child(const char *c) {
         churn(64);
         WAIT_FOR(rss_kib() - base < 16 << 10, 5000);
         CHECK(rss_kib() - base < 16 << 10, "the parent's thread stopped purging");
+    } else if (!strcmp(c, "wakes")) {
+        /* Batches of 1000 blocks of 64 KiB for a second, the thread running: each round frees
+         * 64 MiB, which decay keeps (it is reused at once). The thread wakes on its epochs
+         * (50 ms) and for deadlines, not for every 16 MiB freed. */
+        CHECK(set_bool("background_thread", true) == 0, "start");
+        static void *v[1000];
+        uint64_t runs0 = get_u64("stats.background_thread.num_runs");
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        long rounds = 0;
+        do {
+            for (int i = 0; i < 1000; i++) {
+                v[i] = malloc(64 << 10);
+                CHECK(v[i], "malloc");
+                *(volatile char *)v[i] = 1;
+            }
+            for (int i = 0; i < 1000; i++) free(v[i]);
+            rounds++;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+        } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 1000);
+        uint64_t runs = get_u64("stats.background_thread.num_runs") - runs0;
+        CHECK(runs <= 100, "%llu passes of the purge thread in 1 s (%ld rounds of 64 MiB)", (unsigned long long)runs, rounds);
     } else if (!strcmp(c, "exit_purging")) {
         /* Exit while the thread purges (decay 0: every free wakes it) and from an atexit
          * handler that allocates: a clean exit, no crash, no hang. */
@@ -321,6 +343,7 @@ int main(int argc, char **argv) {
     expect_ok("mallctl", "narenas:4,max_background_threads:4,dirty_decay_ms:300");
     expect_ok("decay_ctl", NULL);
     expect_ok("fork", "dirty_decay_ms:300");
+    expect_ok("wakes", NULL);
     for (int i = 0; i < 10; i++) expect_ok("exit_purging", "dirty_decay_ms:0");
     /* Every value jemalloc accepts is accepted; others give one warning line each. */
     expect_ok("small", "background_thread:false,max_background_threads:0,dirty_decay_ms:-1,muzzy_decay_ms:0");
