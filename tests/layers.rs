@@ -13,16 +13,8 @@ use std::path::{Path, PathBuf};
 /// The layer folders, lowest first (`src/lib.rs`'s table).
 const LAYERS: &[&str] = &["foundation", "metadata", "pages", "objects", "tcache", "front", "ffi", "rust"];
 
-fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            rs_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
+mod common;
+use common::rs_files;
 
 /// Module path of a file under src: `front/ctl/mod.rs` → ["front", "ctl"].
 fn module_of(rel: &Path) -> Vec<String> {

@@ -5,18 +5,10 @@
 //! that file's `//!` block, must hold a code block. The layer's own `mod.rs` only declares
 //! its modules (the crate root re-exports what is public) and is skipped.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            rs_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
+mod common;
+use common::rs_files;
 
 const ITEMS: &[&str] = &["pub fn ", "pub struct ", "pub enum ", "pub const ", "pub static ", "pub type ", "pub trait ", "pub mod "];
 

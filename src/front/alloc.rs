@@ -641,7 +641,11 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     // SAFETY: both blocks are live and distinct; we copy the smaller usable length.
     core::ptr::copy_nonoverlapping(p, q, old.min(size));
     free(p, "realloc");
-    realloc_result(q, size)
+    // Only a block of `REALLOC_LARGE_MIN` or more can hold more than `malloc(size)` gives.
+    if size > REALLOC_LARGE_MIN {
+        return realloc_result(q, size);
+    }
+    q
 }
 
 /// `realloc`'s result `p` for a request of `size` bytes: a large block that holds more than

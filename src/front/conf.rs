@@ -113,7 +113,7 @@ const MAX_DECAY_MS: usize = (u64::MAX / 1_000_000_000) as usize * 1000;
 fn parse_decay_ms(v: &[u8]) -> Option<isize> {
     match v {
         b"-1" => Some(-1),
-        _ => parse_usize(v).filter(|&n| n <= MAX_DECAY_MS).map(|n| n as isize),
+        _ => parse_usize(v).and_then(|n| isize::try_from(n).ok()).filter(|&ms| decay_ms_valid(ms)),
     }
 }
 

@@ -82,8 +82,6 @@ pub struct PacInner {
     /// linked through `prev`/`next`: a fork child, whose purging thread is gone, puts them
     /// back (`postfork_child`).
     pub(super) stash: List,
-    /// Pages in `stash`.
-    pub(super) stashed_pages: usize,
     /// A decay pass is running (one at a time, so that two do not purge what one owes).
     pub(super) decaying: bool,
     /// Purge counts of the dirty and the muzzy set (`stats.arenas.<i>.{dirty,muzzy}_*`).
@@ -165,7 +163,6 @@ impl Pac {
                 decay_dirty: Decay::new(crate::pages::decay::DEFAULT_DIRTY_MS),
                 decay_muzzy: Decay::new(crate::pages::decay::DEFAULT_MUZZY_MS),
                 stash: List::new(),
-                stashed_pages: 0,
                 decaying: false,
                 purged: [PurgeStats { npurge: 0, nmadvise: 0, purged: 0 }; 2],
                 added: 0,
@@ -782,7 +779,6 @@ impl Pac {
             // this is the child's only thread, and the lock is held.
             unsafe {
                 g.stash.remove(e);
-                g.stashed_pages -= (*e).pages();
                 (*e).zeroed = false;
                 (*e).set_state(State::Dirty);
                 g.insert_coalesced(e);

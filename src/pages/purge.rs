@@ -145,7 +145,6 @@ fn take_oldest(g: &mut PacInner, from: State, owe: &mut usize) -> Option<*mut Ex
         }
         *owe = owe.saturating_sub((*e).pages());
         (*e).set_state(State::Purging);
-        g.stashed_pages += (*e).pages();
         g.stash.push(e);
     }
     Some(e)
@@ -160,7 +159,6 @@ unsafe fn put_back(g: &mut PacInner, t: &Taken, ok: bool) -> usize {
     let e = t.e;
     let pages = (*e).pages();
     g.stash.remove(e);
-    g.stashed_pages -= pages;
     let to = if ok { t.to } else { t.from };
     (*e).zeroed = ok && to == State::Retained;
     (*e).set_state(to);
@@ -282,7 +280,7 @@ mod tests {
             assert!(g.dalloc(a));
             let mut owe = 8;
             let taken = take_oldest(&mut g, State::Dirty, &mut owe).unwrap();
-            assert_eq!(((*taken).addr, (*taken).state(), g.stashed_pages), ((*a).addr, State::Purging, 8));
+            assert_eq!(((*taken).addr, (*taken).state(), (*taken).pages(), g.stash.head), ((*a).addr, State::Purging, 8, taken));
             assert!(g.dalloc(b));
             assert_eq!(g.free_pages().0, 8, "b did not merge with the extent being purged");
             assert!(g.alloc(16, PAGE, None) != taken, "a purging extent is not allocated");
@@ -292,7 +290,7 @@ mod tests {
         PAC.prefork();
         PAC.postfork_child();
         let g = PAC.lock();
-        assert_eq!((g.stashed_pages, g.stash.head), (0, core::ptr::null_mut()));
+        assert!(g.stash.head.is_null(), "a stashed extent was not put back");
         g.validate();
     }
 }
