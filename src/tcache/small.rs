@@ -255,7 +255,7 @@ impl Tcache {
     fn flush_sparse(&mut self, bin: usize, n: usize) {
         self.sparse_n[bin] = 0;
         self.sparse_pending &= !(1 << bin);
-        self.sparse_total -= n as u16;
+        self.sparse_total -= n as u32;
         if let Err(f) = flush_small(bin, &mut self.sparse[bin][..n]) {
             f.report();
         }
