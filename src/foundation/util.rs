@@ -41,6 +41,19 @@ pub fn opaque(mut x: usize) -> usize {
     x
 }
 
+/// Asks the CPU to bring the cache line holding `addr` closer (a hint: no fault, no effect
+/// on the program's results, whatever `addr` is).
+#[inline(always)]
+pub fn prefetch(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and changes no architectural state.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
 /// Rounds `x` up to a multiple of `align` (a power of two). `None` on overflow.
 #[inline(always)]
 pub fn align_up_checked(x: usize, align: usize) -> Option<usize> {

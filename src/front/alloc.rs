@@ -520,7 +520,7 @@ fn free_slow(p: *mut u8, func: &str) {
     if e.is_slab {
         let bin = e.bin as usize;
         if let Some(tc) = tc {
-            let cached = if !bin::is_sparse(e.bucket()) {
+            let cached = if !bin::slab_is_sparse(e, bin) {
                 tc.free_small(bin, p)
             } else {
                 if conf::junk_free() {

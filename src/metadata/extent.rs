@@ -80,14 +80,15 @@ pub struct Extent {
     pub bin: u8,
     /// All pages read as zero (fresh or purged). Sync: Pac lock.
     pub zeroed: bool,
-    /// Bucket index in the bin (a fill level: `bucket_of(nfree)`), or NO_BUCKET for the
-    /// current slab and full slabs. Sync: written under the Bin lock; atomic so that the
+    /// The bin bucket the slab is filed in (at most its fill level `bucket_of(nfree)`: frees
+    /// leave a slab where it is, see `objects::bin`), or NO_BUCKET for the current slab and
+    /// full slabs. Sync: written under the Bin lock; atomic so that the
     /// thread cache's free path can read it without the lock (sparse-slab bypass).
     bucket: AtomicU8,
     /// Free regions of a slab. Sync: as `bucket`.
     nfree: AtomicU16,
     /// The sparse mark the slab's page-map entries carry now (`bin` settles it to
-    /// `bin::is_sparse(bucket)` at the end of each locked operation). Sync: Bin lock.
+    /// `bin::is_sparse` of its fill level at the end of each locked operation). Sync: Bin lock.
     pub tagged_sparse: bool,
     /// A large block `xallocx` left bigger than its `size` asked for: `sdallocx` then takes
     /// any size up to the usable one (the program may name any size it asked for since).

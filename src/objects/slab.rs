@@ -86,6 +86,23 @@ unsafe fn take_marked(p: usize, lost: &mut usize) {
     }
 }
 
+/// Prefetches the first word of every region of slab `e` of class `bin` (one prefetch per
+/// cache line), ahead of `check_all_marked`: emptied slabs wait for the end of their locked
+/// batch of frees (`bin::BinInner::settle`), and by then their regions' lines have come in.
+///
+/// # Safety
+/// `e` is an active slab of class `bin` (its pages are mapped).
+pub unsafe fn prefetch_marks(e: *const Extent, bin: usize) {
+    let (base, size) = ((*e).addr, bin_size(bin));
+    let step = size.max(64);
+    let end = base + nregs(bin) * size;
+    let mut p = base;
+    while p < end {
+        crate::foundation::util::prefetch(p);
+        p += step;
+    }
+}
+
 /// The first region of slab `e` of class `bin`, all free, that does not carry the free mark
 /// (0: none), checked before the slab's pages go back to the page pool (reported as misuse
 /// by a `free`: the free that emptied the slab, or a cache flush).
