@@ -67,8 +67,9 @@ pub struct BinInner {
     pending: [*mut Extent; NPENDING],
     npending: usize,
     /// The slab the last frees went to, not yet refiled: consecutive frees into one slab (a
-    /// cache flush of blocks allocated together) move it between buckets once, in `settle`
-    /// or when a free goes to another slab. Null between locked operations.
+    /// cache flush of blocks allocated together) refile it once (`refile`: filed if it was
+    /// full, released if emptied, retagged if its sparse state changed), in `settle` or when
+    /// a free goes to another slab. Null between locked operations.
     unfiled: *mut Extent,
     /// Slabs emptied by the frees of this locked operation, out of every list and no longer
     /// counted, waiting for `settle` to check their free marks (`check_all_marked`, whose
